@@ -1,0 +1,86 @@
+// pybind11 entry points. Tensors arrive as raw addresses from python/colkern/ops/, which has
+// already checked dtypes, devices, shapes and contiguity with messages that name the argument;
+// the kernels re-validate every document range (memory safety does not depend on Python) and
+// run with the GIL released.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "colkern/cpu_features.h"
+#include "cpu/maxsim/maxsim.h"
+
+namespace py = pybind11;
+using namespace colkern;
+
+namespace {
+
+template <class T>
+T* ptr(std::uintptr_t address) {
+  return reinterpret_cast<T*>(address);
+}
+
+maxsim::DType to_dtype(int code) {
+  if (code < 0 || code > 2) throw std::invalid_argument("unknown dtype code " + std::to_string(code));
+  return static_cast<maxsim::DType>(code);
+}
+
+maxsim::Problem make_problem(std::uintptr_t q, int q_dtype, int64_t B, int64_t Lq, int64_t D,
+                             std::uintptr_t q_mask, std::uintptr_t values, int v_dtype, int64_t T,
+                             std::uintptr_t starts, std::uintptr_t lengths, int64_t N) {
+  maxsim::Problem p;
+  p.q = ptr<const void>(q);
+  p.q_dtype = to_dtype(q_dtype);
+  p.B = B;
+  p.Lq = Lq;
+  p.D = D;
+  p.q_mask = ptr<const uint8_t>(q_mask);
+  p.values = ptr<const void>(values);
+  p.v_dtype = to_dtype(v_dtype);
+  p.T = T;
+  p.starts = ptr<const int64_t>(starts);
+  p.lengths = ptr<const int64_t>(lengths);
+  p.N = N;
+  return p;
+}
+
+py::dict isa_info() {
+  py::dict d;
+  d["detected"] = isa_name(detected_isa());
+  d["active"] = isa_name(active_isa());
+  d["cap"] = isa_name(isa_cap());
+  std::vector<std::string> compiled;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    if (isa_compiled(isa)) compiled.emplace_back(isa_name(isa));
+  d["compiled"] = compiled;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "colkern CPU kernels (raw-pointer API; use the colkern package, not this module)";
+  m.def("isa_info", &isa_info, "Detected, active and compiled ISA levels and the current cap.");
+  m.def("set_isa", [](const std::string& name) { set_isa_cap(parse_isa(name)); },
+        py::arg("name"), "Cap the kernel ISA level: scalar, avx2 or avx512.");
+  m.def(
+      "maxsim_scores",
+      [](std::uintptr_t q, int q_dtype, int64_t B, int64_t Lq, int64_t D, std::uintptr_t q_mask,
+         std::uintptr_t values, int v_dtype, int64_t T, std::uintptr_t starts,
+         std::uintptr_t lengths, int64_t N, std::uintptr_t out, int num_threads) {
+        const auto p = make_problem(q, q_dtype, B, Lq, D, q_mask, values, v_dtype, T, starts, lengths, N);
+        py::gil_scoped_release release;
+        maxsim::scores(p, ptr<float>(out), num_threads);
+      });
+  m.def(
+      "maxsim_topk",
+      [](std::uintptr_t q, int q_dtype, int64_t B, int64_t Lq, int64_t D, std::uintptr_t q_mask,
+         std::uintptr_t values, int v_dtype, int64_t T, std::uintptr_t starts,
+         std::uintptr_t lengths, int64_t N, int64_t k, std::uintptr_t out_scores,
+         std::uintptr_t out_indices, int num_threads) {
+        const auto p = make_problem(q, q_dtype, B, Lq, D, q_mask, values, v_dtype, T, starts, lengths, N);
+        py::gil_scoped_release release;
+        maxsim::topk(p, k, ptr<float>(out_scores), ptr<int64_t>(out_indices), num_threads);
+      });
+}

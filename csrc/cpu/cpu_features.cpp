@@ -1,0 +1,86 @@
+#include "colkern/cpu_features.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace colkern {
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "unknown";
+}
+
+Isa parse_isa(const std::string& name) {
+  if (name == "scalar") return Isa::Scalar;
+  if (name == "avx2") return Isa::Avx2;
+  if (name == "avx512") return Isa::Avx512;
+  throw std::invalid_argument("unknown ISA '" + name + "': expected scalar, avx2 or avx512");
+}
+
+Isa detected_isa() {
+  static const Isa detected = [] {
+#if defined(__x86_64__) || defined(_M_X64)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+      return Isa::Avx512;
+    // F16C comes with every AVX2 CPU in practice; the AVX2 kernels use it for fp16 input.
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+      return Isa::Avx2;
+#endif
+    return Isa::Scalar;
+  }();
+  return detected;
+}
+
+bool isa_compiled(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return true;
+    case Isa::Avx2:
+#ifdef COLKERN_HAVE_AVX2
+      return true;
+#else
+      return false;
+#endif
+    case Isa::Avx512:
+#ifdef COLKERN_HAVE_AVX512
+      return true;
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+namespace {
+Isa initial_cap() {
+  const char* env = std::getenv("COLKERN_ISA");
+  if (env == nullptr || *env == '\0') return Isa::Avx512;
+  // A typo in the environment must not silently fall back to another level.
+  return parse_isa(env);
+}
+std::atomic<int>& cap_storage() {
+  static std::atomic<int> cap{static_cast<int>(initial_cap())};
+  return cap;
+}
+}  // namespace
+
+Isa isa_cap() { return static_cast<Isa>(cap_storage().load()); }
+
+void set_isa_cap(Isa cap) { cap_storage().store(static_cast<int>(cap)); }
+
+Isa active_isa() {
+  int level = static_cast<int>(isa_cap());
+  const int detected = static_cast<int>(detected_isa());
+  if (detected < level) level = detected;
+  while (level > 0 && !isa_compiled(static_cast<Isa>(level))) --level;
+  return static_cast<Isa>(level);
+}
+
+}  // namespace colkern

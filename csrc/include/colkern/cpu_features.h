@@ -1,0 +1,29 @@
+// Runtime ISA detection and the COLKERN_ISA cap.
+//
+// Kernels are compiled once per ISA (each in its own translation unit with its own -m flags)
+// and chosen here at run time, never with -march=native, so one wheel runs on any x86-64.
+#pragma once
+
+#include <string>
+
+namespace colkern {
+
+// Ordered: a level implies every level below it.
+enum class Isa : int { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+const char* isa_name(Isa isa);
+// Parses "scalar" | "avx2" | "avx512"; throws std::invalid_argument otherwise.
+Isa parse_isa(const std::string& name);
+
+// Best level this CPU and OS support (AVX-512 needs the OS to save ZMM state, which
+// __builtin_cpu_supports checks through XGETBV).
+Isa detected_isa();
+// Whether this build compiled kernels for the level (AVX-512 needs a capable compiler).
+bool isa_compiled(Isa isa);
+// Level in use: min(detected, compiled, cap). The cap starts from $COLKERN_ISA.
+Isa active_isa();
+// Caps the level for tests and benchmarks; a cap above what the CPU has is clamped.
+void set_isa_cap(Isa cap);
+Isa isa_cap();
+
+}  // namespace colkern

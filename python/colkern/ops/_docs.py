@@ -1,0 +1,173 @@
+"""Normalises what users hold (lists, padded batches, packed corpora) into the kernels' form.
+
+Every MaxSim-like op works on one row matrix `values [T, D]` and per-document row ranges
+`starts [N]`, `lengths [N]` (int64). Packed corpora and padded batches with prefix lengths map
+onto that without copying; only lists and non-prefix masks are gathered.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class PackedDocs:
+    """A corpus packed once: `values [T, D]` rows, document n = rows offsets[n]:offsets[n+1]."""
+
+    values: Tensor
+    offsets: Tensor  # [N+1] int64
+
+    def __len__(self) -> int:
+        return self.offsets.numel() - 1
+
+    @property
+    def lengths(self) -> Tensor:
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def to(self, device=None, dtype=None) -> "PackedDocs":
+        """Moves the corpus to `device` and/or casts its values to `dtype`."""
+        return PackedDocs(self.values.to(device=device, dtype=dtype), self.offsets.to(device=device))
+
+
+Docs = Union[Sequence[Tensor], Tensor, PackedDocs]
+
+
+def pack(docs: Sequence[Tensor]) -> PackedDocs:
+    """Packs a list of `[L_i, D]` tensors into `values [sum L_i, D]` + `offsets [N+1]` int64.
+
+    Do this once per corpus: scoring a list re-packs it on every call.
+    """
+    if isinstance(docs, Tensor):
+        raise TypeError("pack: docs must be a list of [L_i, D] tensors, got a single tensor")
+    docs = list(docs)
+    if not docs:
+        raise ValueError("pack: docs is empty; cannot infer the embedding dimension")
+    first = docs[0]
+    for i, d in enumerate(docs):
+        if not isinstance(d, Tensor) or d.dim() != 2:
+            raise ValueError(f"pack: docs[{i}] must be a 2-D [L, D] tensor, got "
+                             f"{type(d).__name__ if not isinstance(d, Tensor) else tuple(d.shape)}")
+        if d.shape[1] != first.shape[1]:
+            raise ValueError(f"pack: docs[{i}] has dim {d.shape[1]} but docs[0] has dim {first.shape[1]}")
+        if d.dtype != first.dtype:
+            raise ValueError(f"pack: docs[{i}] has dtype {d.dtype} but docs[0] has {first.dtype}")
+        if d.device != first.device:
+            raise ValueError(f"pack: docs[{i}] is on {d.device} but docs[0] is on {first.device}")
+    lengths = torch.tensor([d.shape[0] for d in docs], dtype=torch.int64)
+    offsets = torch.zeros(len(docs) + 1, dtype=torch.int64)
+    torch.cumsum(lengths, 0, out=offsets[1:])
+    return PackedDocs(torch.cat(docs, 0).contiguous(), offsets.to(first.device))
+
+
+def _check_offsets(offsets: Tensor, n_rows: int, op: str) -> None:
+    if not isinstance(offsets, Tensor) or offsets.dtype != torch.int64 or offsets.dim() != 1:
+        raise ValueError(f"{op}: offsets must be a 1-D int64 tensor [N+1], got "
+                         f"{getattr(offsets, 'dtype', type(offsets).__name__)} "
+                         f"{tuple(getattr(offsets, 'shape', ()))}")
+    if offsets.numel() < 1:
+        raise ValueError(f"{op}: offsets must have N+1 >= 1 entries")
+    o = offsets.cpu()
+    if o[0] < 0 or o[-1] > n_rows:
+        raise ValueError(f"{op}: offsets must lie in [0, {n_rows}] (rows of values), got "
+                         f"first {int(o[0])}, last {int(o[-1])}")
+    if o.numel() > 1 and bool((o[1:] < o[:-1]).any()):
+        bad = int(torch.nonzero(o[1:] < o[:-1])[0])
+        raise ValueError(f"{op}: offsets must be non-decreasing, but offsets[{bad + 1}] = "
+                         f"{int(o[bad + 1])} < offsets[{bad}] = {int(o[bad])}")
+
+
+def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Optional[Tensor] = None,
+                   offsets: Optional[Tensor] = None, op: str = "maxsim"):
+    """-> (values [T, D] contiguous, starts [N] int64, lengths [N] int64), same device as docs."""
+    if isinstance(docs, PackedDocs):
+        if offsets is not None or lengths is not None or mask is not None:
+            raise ValueError(f"{op}: PackedDocs carries its own offsets; do not pass offsets, lengths or mask")
+        docs, offsets = docs.values, docs.offsets
+    if isinstance(docs, (list, tuple)):
+        if offsets is not None or lengths is not None or mask is not None:
+            raise ValueError(f"{op}: a list of docs takes no offsets, lengths or mask")
+        if len(docs) == 0:
+            raise ValueError(f"{op}: docs is an empty list; pass an empty [0, D] tensor with offsets [0] instead")
+        docs = pack(docs)
+        docs, offsets = docs.values, docs.offsets
+    if not isinstance(docs, Tensor):
+        raise TypeError(f"{op}: docs must be a list of tensors, a padded [N, Ld, D] tensor, "
+                        f"packed values [T, D] with offsets, or PackedDocs; got {type(docs).__name__}")
+    if docs.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"{op}: docs must be float32, float16 or bfloat16, got {docs.dtype}")
+    if docs.dim() == 2:
+        if offsets is None:
+            raise ValueError(f"{op}: 2-D docs are packed values [T, D] and need offsets [N+1]; "
+                             "for a single document pass docs.unsqueeze(0)")
+        if lengths is not None or mask is not None:
+            raise ValueError(f"{op}: packed docs take offsets only, not lengths or mask")
+        _check_offsets(offsets, docs.shape[0], op)
+        if offsets.device != docs.device:
+            raise ValueError(f"{op}: offsets is on {offsets.device} but docs is on {docs.device}")
+        return docs.contiguous(), offsets[:-1].contiguous(), (offsets[1:] - offsets[:-1]).contiguous()
+    if docs.dim() != 3:
+        raise ValueError(f"{op}: docs must be [N, Ld, D] (padded) or [T, D] (packed), got shape {tuple(docs.shape)}")
+    if offsets is not None:
+        raise ValueError(f"{op}: offsets are for packed [T, D] docs, but docs is padded {tuple(docs.shape)}")
+    if lengths is not None and mask is not None:
+        raise ValueError(f"{op}: pass either lengths or mask for padded docs, not both")
+    N, Ld, D = docs.shape
+    if mask is not None:
+        if mask.dtype != torch.bool or tuple(mask.shape) != (N, Ld):
+            raise ValueError(f"{op}: mask must be bool [N, Ld] = [{N}, {Ld}], got {mask.dtype} {tuple(mask.shape)}")
+        if mask.device != docs.device:
+            raise ValueError(f"{op}: mask is on {mask.device} but docs is on {docs.device}")
+        counts = mask.sum(1)
+        prefix = torch.arange(Ld, device=mask.device)[None, :] < counts[:, None]
+        if bool(torch.equal(prefix, mask)):
+            lengths = counts.to(torch.int64)
+        else:  # holes in the mask: gather the valid rows
+            offsets = torch.zeros(N + 1, dtype=torch.int64, device=docs.device)
+            torch.cumsum(counts, 0, out=offsets[1:])
+            return docs[mask].contiguous(), offsets[:-1], counts.to(torch.int64)
+    if lengths is None:
+        lengths = torch.full((N,), Ld, dtype=torch.int64, device=docs.device)
+    else:
+        if not isinstance(lengths, Tensor) or lengths.dim() != 1 or lengths.shape[0] != N or \
+                lengths.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"{op}: lengths must be an int [N] = [{N}] tensor, got "
+                             f"{getattr(lengths, 'dtype', type(lengths).__name__)} {tuple(getattr(lengths, 'shape', ()))}")
+        if lengths.device != docs.device:
+            raise ValueError(f"{op}: lengths is on {lengths.device} but docs is on {docs.device}")
+        lengths = lengths.to(torch.int64)
+        if N and (bool((lengths < 0).any()) or bool((lengths > Ld).any())):
+            raise ValueError(f"{op}: lengths must lie in [0, {Ld}] (the padded length)")
+    starts = torch.arange(N, dtype=torch.int64, device=docs.device) * Ld
+    return docs.contiguous().view(N * Ld, D), starts, lengths.contiguous()
+
+
+def normalize_queries(Q: Tensor, q_mask: Optional[Tensor], dim: int, dtype: torch.dtype,
+                      device: torch.device, op: str = "maxsim"):
+    """-> (Q [B, Lq, D] contiguous in `dtype`, q_mask [B, Lq] bool or None, squeeze)."""
+    if not isinstance(Q, Tensor):
+        raise TypeError(f"{op}: Q must be a tensor [Lq, D] or [B, Lq, D], got {type(Q).__name__}")
+    if Q.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise ValueError(f"{op}: Q must be float32, float16 or bfloat16, got {Q.dtype}")
+    squeeze = Q.dim() == 2
+    if squeeze:
+        Q = Q.unsqueeze(0)
+    if Q.dim() != 3:
+        raise ValueError(f"{op}: Q must be [Lq, D] or [B, Lq, D], got shape {tuple(Q.shape)}")
+    if Q.shape[2] != dim:
+        raise ValueError(f"{op}: docs has dim {dim} but Q has dim {Q.shape[2]}")
+    if Q.device != device:
+        raise ValueError(f"{op}: Q is on {Q.device} but docs is on {device}")
+    if q_mask is not None:
+        if squeeze and q_mask.dim() == 1:
+            q_mask = q_mask.unsqueeze(0)
+        if not isinstance(q_mask, Tensor) or q_mask.dtype != torch.bool or tuple(q_mask.shape) != tuple(Q.shape[:2]):
+            raise ValueError(f"{op}: q_mask must be bool [B, Lq] = {list(Q.shape[:2])}, got "
+                             f"{getattr(q_mask, 'dtype', type(q_mask).__name__)} {tuple(getattr(q_mask, 'shape', ()))}")
+        if q_mask.device != device:
+            raise ValueError(f"{op}: q_mask is on {q_mask.device} but docs is on {device}")
+        q_mask = q_mask.contiguous()
+    # Queries follow the corpus dtype: the corpus is the large operand and is never converted.
+    return Q.to(dtype).contiguous(), q_mask, squeeze
