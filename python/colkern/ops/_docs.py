@@ -104,9 +104,9 @@ def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
                              "for a single document pass docs.unsqueeze(0)")
         if lengths is not None or mask is not None:
             raise ValueError(f"{op}: packed docs take offsets only, not lengths or mask")
-        _check_offsets(offsets, docs.shape[0], op)
-        if offsets.device != docs.device:
+        if isinstance(offsets, Tensor) and offsets.device != docs.device:
             raise ValueError(f"{op}: offsets is on {offsets.device} but docs is on {docs.device}")
+        _check_offsets(offsets, docs.shape[0], op)
         return docs.contiguous(), offsets[:-1].contiguous(), (offsets[1:] - offsets[:-1]).contiguous()
     if docs.dim() != 3:
         raise ValueError(f"{op}: docs must be [N, Ld, D] (padded) or [T, D] (packed), got shape {tuple(docs.shape)}")

@@ -1,0 +1,49 @@
+"""Shared test fixtures: the ISA levels this machine can run, and the tolerance table."""
+import pytest
+import torch
+
+import colkern
+
+# Error floor per input dtype, relative to (1 + |score|). The kernel's error against an fp64
+# reference on the same (already rounded) inputs must stay within
+#     2 * (error of the same-dtype torch computation) + FLOOR[dtype] * (1 + |score|).
+# Inputs are rounded once (bf16/fp16); all products and sums are fp32, so the floors are fp32
+# rounding over D-term dot products and Lq-term sums, with margin.
+FLOOR = {
+    torch.float32: 2e-6,
+    torch.float16: 2e-6,
+    torch.bfloat16: 2e-6,
+}
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def _runnable_isas():
+    info = colkern.backend_info()
+    order = ["scalar", "avx2", "avx512"]
+    best = order.index(info["cpu_isa_detected"])
+    return [i for i in order[: best + 1] if i in info["cpu_isa_compiled"]]
+
+
+ISAS = _runnable_isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Runs the test once per ISA level this CPU supports (scalar is always among them)."""
+    with colkern.use_isa(request.param) as active:
+        assert active == request.param
+        yield active
+
+
+def assert_close_to_reference(got, ref64, same_dtype_torch, dtype):
+    """got / same_dtype_torch: float32 results; ref64: float64 reference on the same inputs."""
+    got, ref64, torch_res = got.double(), ref64.double(), same_dtype_torch.double()
+    assert got.shape == ref64.shape
+    nan = torch.isnan(ref64)
+    assert torch.equal(torch.isnan(got), nan), "NaN pattern differs from the reference"
+    fin = ~nan
+    torch_err = (torch_res[fin] - ref64[fin]).abs()
+    bound = 2 * torch_err + FLOOR[dtype] * (1 + ref64[fin].abs())
+    err = (got[fin] - ref64[fin]).abs()
+    worst = (err - bound).max() if err.numel() else torch.tensor(-1.0)
+    assert bool((err <= bound).all()), f"max error {err.max():.3g} exceeds bound by {worst:.3g}"
