@@ -10,6 +10,7 @@
 
 #include "colkern/cpu_features.h"
 #include "cpu/maxsim/maxsim.h"
+#include "cpu/peak/fma_peak.h"
 
 namespace py = pybind11;
 using namespace colkern;
@@ -64,6 +65,13 @@ PYBIND11_MODULE(_C, m) {
   m.def("isa_info", &isa_info, "Detected, active and compiled ISA levels and the current cap.");
   m.def("set_isa", [](const std::string& name) { set_isa_cap(parse_isa(name)); },
         py::arg("name"), "Cap the kernel ISA level: scalar, avx2 or avx512.");
+  m.def(
+      "fma_peak_gflops",
+      [](int threads) {
+        py::gil_scoped_release release;
+        return peak::fma_gflops(threads);
+      },
+      py::arg("threads"), "Measured fp32 FMA ceiling (GFLOP/s) of the active ISA level.");
   m.def(
       "maxsim_scores",
       [](std::uintptr_t q, int q_dtype, int64_t B, int64_t Lq, int64_t D, std::uintptr_t q_mask,

@@ -3,6 +3,7 @@
 
 #include "maxsim.h"
 #include "maxsim_simd.h"
+#include "../peak/fma_loop.h"
 
 namespace colkern::maxsim {
 namespace {
@@ -52,3 +53,9 @@ const Kernel& avx2_kernel() {
 }
 
 }  // namespace colkern::maxsim
+
+namespace colkern::peak {
+double fma_gflops_avx2(int threads, int64_t iters) {
+  return fma_loop_gflops<maxsim::Avx2>(threads, iters);
+}
+}  // namespace colkern::peak

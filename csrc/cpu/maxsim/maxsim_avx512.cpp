@@ -3,6 +3,7 @@
 
 #include "maxsim.h"
 #include "maxsim_simd.h"
+#include "../peak/fma_loop.h"
 
 namespace colkern::maxsim {
 namespace {
@@ -54,3 +55,9 @@ const Kernel& avx512_kernel() {
 }
 
 }  // namespace colkern::maxsim
+
+namespace colkern::peak {
+double fma_gflops_avx512(int threads, int64_t iters) {
+  return fma_loop_gflops<maxsim::Avx512>(threads, iters);
+}
+}  // namespace colkern::peak

@@ -1,0 +1,30 @@
+"""Turns a pytest-benchmark JSON into the README's markdown table.
+
+    python benchmarks/report.py bench.json > table.md
+"""
+import json
+import sys
+
+
+def main(path: str) -> None:
+    data = json.load(open(path))
+    rows = [b["extra_info"] for b in data["benchmarks"] if "gflops" in b["extra_info"]]
+    if not rows:
+        sys.exit("no timed benchmarks in the JSON (was it run with --benchmark-disable?)")
+    first = rows[0]
+    print(f"CPU: {first['cpu']} ({data['machine_info'].get('cpu', {}).get('brand_raw', '')}), "
+          f"{first['threads']} threads, measured fp32 FMA ceiling {first['fma_ceiling_gflops']:.0f} GFLOP/s\n")
+    print("| case | provider | docs/s | GFLOP/s | % FMA ceiling | speed-up vs baseline | note |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        speed = f"{r['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in r else (
+            "baseline" if r["provider"] == r["baseline"] else "-")
+        note = r.get("note", "")
+        if "peak_extra_bytes" in r:
+            note = f"peak extra memory {r['peak_extra_bytes'] / 2**20:.2f} MiB; {note}"
+        print(f"| {r['case']} | {r['provider']} | {r['docs_per_s']:,.0f} | {r['gflops']:.1f} | "
+              f"{r['pct_fma_ceiling']:.0f}% | {speed} | {note} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,39 @@
+// The FMA peak loop over a vector-traits type V (see maxsim_simd.h); one copy per ISA TU.
+#pragma once
+
+#include <omp.h>
+
+#include <cstdint>
+
+namespace colkern::peak {
+namespace {
+
+// 12 independent accumulator chains cover 2 pipes x 4-6 cycles of FMA latency.
+template <class V>
+double fma_loop_gflops(int threads, int64_t iters) {
+  double sink = 0;
+  const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+  {
+    typename V::reg acc[12];
+    const float init = 1e-3f * static_cast<float>(omp_get_thread_num() + 1);
+    const float a_val = 0.999f, b_val = 1e-4f;
+    const typename V::reg a = V::bcast(&a_val), b = V::bcast(&b_val);
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = V::bcast(&init);
+    for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+      for (int i = 0; i < 12; ++i) acc[i] = V::fma(acc[i], a, b);
+    }
+    float lanes[V::W];
+    typename V::reg s = acc[0];
+    for (int i = 1; i < 12; ++i) s = V::bit_or(s, acc[i]);
+    V::store(lanes, s);
+    sink += lanes[0];  // keeps the loop alive
+  }
+  const double seconds = omp_get_wtime() - t0;
+  return (sink == -1.0 ? 0.0 : 1.0) * threads * iters * 12.0 * V::W * 2 / seconds / 1e9;
+}
+
+}  // namespace
+}  // namespace colkern::peak

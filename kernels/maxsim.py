@@ -1,0 +1,195 @@
+"""MaxSim forward on CUDA (Triton): one program per (document, query) pair.
+
+    score[b, n] = sum over valid query tokens i of max over rows j of document n of <Q[b, i], d_j>
+
+The corpus stays packed (`values [T, D]` + per-document `starts` / `lengths`): a program reads
+its document's rows straight from `values` with masked loads, so ragged corpora need no padding
+copy. Conventions are those of the CPU kernel (see colkern/ops/maxsim.py): fp32 accumulation and
+output, masked query tokens contribute nothing, an empty document scores 0, and a NaN product
+makes its query token's max (hence the score) NaN.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+# Tiling. A program owns one (document, query) pair and walks the query tokens in BLOCK_Q rows,
+# the document in BLOCK_N rows and the embedding in BLOCK_D columns, so the live tile is
+# BLOCK_Q x BLOCK_N fp32 (64 x 64 = 16 KiB of registers over 4 warps): large enough for
+# tensor-core tl.dot, small enough not to spill. tl.dot needs every dimension >= 16, hence the
+# floors; smaller Lq / D are padded by masked loads (other=0), which adds exact zeros.
+_BLOCK_N = 64
+_MAX_BLOCK_Q = 64
+_MAX_BLOCK_D = 128
+_NUM_WARPS = 4
+
+_TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+@triton.jit
+def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr, Lq, D, N,
+                       HAS_MASK: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr,
+                       ONE_D_CHUNK: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr,
+                       BLOCK_D: tl.constexpr):
+    n = tl.program_id(0)  # documents on axis 0: N may exceed the 65535 limit of axes 1 and 2
+    b = tl.program_id(1).to(tl.int64)
+    start = tl.load(starts_ptr + n)  # int64: row offsets into a large corpus overflow int32
+    length = tl.load(lengths_ptr + n)
+    offs_q = tl.arange(0, BLOCK_Q)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    q_base = q_ptr + b * Lq * D
+
+    # Per-lane partial sums over the query blocks, reduced once at the end.
+    total = tl.zeros([BLOCK_Q], dtype=tl.float32)
+    for q0 in range(0, Lq, BLOCK_Q):
+        rows = q0 + offs_q
+        row_ok = rows < Lq
+        if HAS_MASK:
+            keep = tl.load(qmask_ptr + b * Lq + rows, mask=row_ok, other=0)
+            row_ok = row_ok & (keep != 0)
+        if ONE_D_CHUNK:
+            # D <= BLOCK_D (the common case): the query tile is loaded once, not once per
+            # document block.
+            d_ok = offs_d < D
+            q_tile = tl.load(q_base + rows[:, None] * D + offs_d[None, :],
+                             mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+            if UPCAST:
+                q_tile = q_tile.to(tl.float32)
+
+        best = tl.full([BLOCK_Q], float("-inf"), dtype=tl.float32)
+        # tl.max / tl.maximum may drop NaN (they lower to max-num), so NaN products are counted
+        # separately and re-imposed after the document loop.
+        nans = tl.zeros([BLOCK_Q], dtype=tl.int32)
+        for j0 in range(0, length, BLOCK_N):
+            cols = j0 + offs_n
+            col_ok = cols < length
+            v_rows = v_ptr + (start + cols)[:, None] * D
+            acc = tl.zeros([BLOCK_Q, BLOCK_N], dtype=tl.float32)
+            if ONE_D_CHUNK:
+                v = tl.load(v_rows + offs_d[None, :], mask=col_ok[:, None] & d_ok[None, :], other=0.0)
+                if UPCAST:
+                    v = v.to(tl.float32)
+                if IEEE:
+                    acc = tl.dot(q_tile, tl.trans(v), acc, input_precision="ieee")
+                else:
+                    acc = tl.dot(q_tile, tl.trans(v), acc)
+            else:
+                for d0 in range(0, D, BLOCK_D):
+                    dd = d0 + offs_d
+                    dk = dd < D
+                    q = tl.load(q_base + rows[:, None] * D + dd[None, :],
+                                mask=row_ok[:, None] & dk[None, :], other=0.0)
+                    v = tl.load(v_rows + dd[None, :], mask=col_ok[:, None] & dk[None, :], other=0.0)
+                    if UPCAST:
+                        q = q.to(tl.float32)
+                        v = v.to(tl.float32)
+                    if IEEE:
+                        acc = tl.dot(q, tl.trans(v), acc, input_precision="ieee")
+                    else:
+                        acc = tl.dot(q, tl.trans(v), acc)
+            # Rows past the document's end were loaded as zeros, so their products are 0 (or
+            # NaN for an infinite query value): they must be -inf before the max, never 0,
+            # which would beat an all-negative document and could inject a spurious NaN.
+            s = tl.where(col_ok[None, :], acc, float("-inf"))
+            nans += tl.sum((s != s).to(tl.int32), axis=1)
+            best = tl.maximum(best, tl.max(s, axis=1))
+        tok = best
+        # tl.where, not a multiply by the mask: a masked token's -inf or NaN must not leak.
+        total += tl.where(row_ok, tok, 0.0)
+
+    # An empty document leaves every max at -inf; it scores 0 (the empty sum), as on CPU.
+    score = tl.where(length > 0, tl.sum(total, axis=0), 0.0)
+    tl.store(out_ptr + b * N + n, score)
+
+
+def _config(Lq: int, D: int, dtype: torch.dtype, interpret: bool) -> dict:
+    block_q = min(_MAX_BLOCK_Q, max(16, triton.next_power_of_2(Lq)))
+    block_d = min(_MAX_BLOCK_D, max(16, triton.next_power_of_2(D)))
+    # The Triton interpreter computes tl.dot on bf16 tiles wrongly (numpy has no bfloat16, so
+    # the raw bit patterns get multiplied); there, bf16 tiles are upcast to fp32 first, which is
+    # exact and matches the fp32 accumulation of a real GPU. Compiled kernels never upcast.
+    upcast = interpret and dtype == torch.bfloat16
+    return dict(
+        # fp32 inputs: IEEE fp32 products, not TF32 (10-bit mantissa), since users who keep
+        # fp32 embeddings expect fp32 accuracy. fp16/bf16 products are exact in fp32 anyway.
+        IEEE=dtype == torch.float32 or upcast,
+        UPCAST=upcast, ONE_D_CHUNK=D <= block_d,
+        BLOCK_Q=block_q, BLOCK_N=_BLOCK_N, BLOCK_D=block_d,
+    )
+
+
+def maxsim_triton(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
+                  lengths: Tensor) -> Tensor:
+    """MaxSim scores of B queries against N packed documents.
+
+    Q: [B, Lq, D] contiguous, float32 / float16 / bfloat16.
+    q_mask: bool [B, Lq] contiguous, or None (every token valid).
+    values: [T, D] contiguous, same dtype as Q; document n is values[starts[n]:starts[n]+lengths[n]].
+    starts, lengths: int64 [N].
+    -> float32 [B, N]. Inputs are assumed validated (torch.ops.colkern.maxsim checks them).
+    """
+    B, Lq, D = Q.shape
+    N = starts.shape[0]
+    out = torch.empty(B, N, dtype=torch.float32, device=Q.device)
+    if B == 0 or N == 0:
+        return out  # an empty grid cannot be launched, and there is nothing to compute
+    interpret = os.environ.get("TRITON_INTERPRET") == "1"
+    mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
+    _maxsim_fwd_kernel[(N, B)](Q, mask, values, starts, lengths, out, Lq, D, N,
+                               HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
+                               **_config(Lq, D, Q.dtype, interpret))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Ahead-of-time compilation: checks that the kernels lower to PTX / cubin for a GPU this machine
+# need not have. Must run in a process where TRITON_INTERPRET was not set when Triton was
+# imported (@triton.jit then yields an interpreter function, which cannot be compiled).
+
+
+def aot_compile_all(arch: int) -> List[str]:
+    """Compiles every kernel of this package for CUDA sm_`arch` over representative configs
+    (each dtype with and without q_mask, one and several D chunks). Raises on any lowering
+    error; returns one line per compiled variant."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import JITFunction
+
+    if not isinstance(_maxsim_fwd_kernel, JITFunction):
+        raise RuntimeError("aot_compile_all: kernels were built for the interpreter "
+                           "(TRITON_INTERPRET=1); run it in a fresh process without it")
+    target = GPUTarget("cuda", arch, 32)
+    done = []
+    # Every dtype with and without q_mask, and both D paths (one chunk / looped chunks).
+    variants = [(torch.float32, True, 32, 128), (torch.float32, False, 3, 130),
+                (torch.float16, False, 32, 128), (torch.float16, True, 1, 8),
+                (torch.float16, True, 3, 130), (torch.bfloat16, True, 32, 96),
+                (torch.bfloat16, False, 17, 130)]
+    for dtype, has_mask, Lq, D in variants:
+        tl_name = _TL_DTYPES[dtype]
+        constexprs = dict(HAS_MASK=has_mask, **_config(Lq, D, dtype, interpret=False))
+        signature = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1", "v_ptr": f"*{tl_name}",
+                     "starts_ptr": "*i64", "lengths_ptr": "*i64", "out_ptr": "*fp32",
+                     "Lq": "i32", "D": "i32", "N": "i32"}
+        signature.update({k: "constexpr" for k in constexprs})
+        src = ASTSource(fn=_maxsim_fwd_kernel, signature=signature, constexprs=constexprs)
+        compiled = triton.compile(src, target=target, options={"num_warps": _NUM_WARPS})
+        cubin = compiled.asm.get("cubin", b"")
+        if not cubin:
+            raise RuntimeError(f"aot_compile_all: no cubin for sm_{arch} {tl_name}")
+        done.append(f"_maxsim_fwd_kernel sm_{arch} {tl_name} mask={has_mask} Lq={Lq} D={D}: "
+                    f"{len(cubin)} B cubin, {compiled.metadata.shared} B shared memory")
+    return done
+
+
+if __name__ == "__main__":  # python -m colkern.triton_kernels.maxsim 80 90
+    import sys
+
+    for a in sys.argv[1:] or ["80", "90"]:
+        print("\n".join(aot_compile_all(int(a))))
