@@ -14,16 +14,17 @@ def main(path: str) -> None:
     first = rows[0]
     print(f"CPU: {first['cpu']} ({data['machine_info'].get('cpu', {}).get('brand_raw', '')}), "
           f"{first['threads']} threads, measured fp32 FMA ceiling {first['fma_ceiling_gflops']:.0f} GFLOP/s\n")
-    print("| case | provider | docs/s | GFLOP/s | % FMA ceiling | speed-up vs baseline | note |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| case | provider | docs/s | GFLOP/s | % FMA ceiling | speed-up vs baseline | vs fastest torch | note |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     for r in rows:
         speed = f"{r['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in r else (
             "baseline" if r["provider"] == r["baseline"] else "-")
+        best = f"{r['speedup_vs_best_torch']:.2f}x" if "speedup_vs_best_torch" in r else "-"
         note = r.get("note", "")
         if "peak_extra_bytes" in r:
             note = f"peak extra memory {r['peak_extra_bytes'] / 2**20:.2f} MiB; {note}"
         print(f"| {r['case']} | {r['provider']} | {r['docs_per_s']:,.0f} | {r['gflops']:.1f} | "
-              f"{r['pct_fma_ceiling']:.0f}% | {speed} | {note} |")
+              f"{r['pct_fma_ceiling']:.0f}% | {speed} | {best} | {note} |")
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr
             s = tl.where(col_ok[None, :], acc, float("-inf"))
             nans += tl.sum((s != s).to(tl.int32), axis=1)
             best = tl.maximum(best, tl.max(s, axis=1))
-        tok = best
+        tok = tl.where(nans > 0, float("nan"), best)
         # tl.where, not a multiply by the mask: a masked token's -inf or NaN must not leak.
         total += tl.where(row_ok, tok, 0.0)
 

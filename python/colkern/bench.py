@@ -14,7 +14,7 @@ from typing import Callable, Dict, List
 import torch
 
 from . import _C
-from .baselines import colpali_engine_scores, mm_segment_reduce_scores
+from .baselines import colpali_engine_scores, mm_segment_reduce_scores, padded_einsum_scores
 from .ops import maxsim, maxsim_topk, pack
 
 
@@ -41,6 +41,7 @@ def colpali_pages_case(n_docs: int = 2000, Lq: int = 32, Ld: int = 1030, D: int 
                 n_docs, baseline="colpali-engine fp32")
     case.providers = {
         "colpali-engine fp32": lambda: colpali_engine_scores([Q], doc_list),
+        "pre-padded einsum fp32": lambda: padded_einsum_scores(Q[None], docs),
         "colkern fp32": lambda: maxsim(Q, docs),
         "colkern bf16": lambda: maxsim(Q_bf16, docs_bf16),
     }

@@ -1,0 +1,46 @@
+# Set-up and the project's two jobs. `make bench` and `make test` build everything they need
+# on a fresh machine: a virtual environment with torch==2.13.0 (CPU wheel) installed first,
+# then colkern (C++ extension via CMake) with its test extras.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.colkern-installed
+SOURCES := $(shell find csrc python kernels -type f -not -name '*.so' -not -path '*/__pycache__/*') \
+           setup.py pyproject.toml CMakeLists.txt
+
+.PHONY: install bench bench-full test test-python test-asan test-bench clean
+
+install: $(STAMP)
+
+$(STAMP): $(SOURCES)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q setuptools wheel pybind11 cmake
+	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	touch $@
+
+# The main job: a short run of the benchmark comparison that prints the table.
+bench: $(STAMP)
+	$(VENV)/bin/colkern bench
+
+# Full-size benchmarks (several minutes); writes bench.json and prints the README table.
+bench-full: $(STAMP)
+	$(PY) -m pytest benchmarks/bench_maxsim.py -q --benchmark-json=bench.json
+	$(PY) benchmarks/report.py bench.json
+
+test: test-python test-asan test-bench
+
+test-python: $(STAMP)
+	$(PY) -m pytest tests -q
+
+# The C++ kernels under AddressSanitizer + UBSan, in their own build directory.
+test-asan:
+	cmake -S . -B build-asan -DCOLKERN_SANITIZE=ON -DCOLKERN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-asan -j 2 --target colkern_selftest
+	./build-asan/colkern_selftest
+
+# Benchmarks run once, untimed, so they never rot.
+test-bench: $(STAMP)
+	COLKERN_BENCH_QUICK=1 $(PY) -m pytest benchmarks -q --benchmark-disable -p no:cacheprovider
+
+clean:
+	rm -rf build build-asan $(VENV) python/colkern/_C*.so
