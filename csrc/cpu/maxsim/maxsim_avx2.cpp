@@ -1,26 +1,13 @@
 // AVX2 + FMA (+ F16C for fp16 input). The only file compiled with -mavx2 -mfma -mf16c.
 #include <immintrin.h>
 
+#include "../simd/vec_avx2.h"
 #include "maxsim.h"
 #include "maxsim_simd.h"
 #include "../peak/fma_loop.h"
 
 namespace colkern::maxsim {
 namespace {
-
-struct Avx2 {
-  static constexpr int W = 8;
-  using reg = __m256;
-  static reg zero() { return _mm256_setzero_ps(); }
-  static reg load(const float* p) { return _mm256_loadu_ps(p); }
-  static void store(float* p, reg r) { _mm256_storeu_ps(p, r); }
-  static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
-  static reg max_keep_second_nan(reg a, reg b) { return _mm256_max_ps(a, b); }
-  static reg nan_bits(reg a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
-  static reg bit_or(reg a, reg b) { return _mm256_or_ps(a, b); }
-  static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
-};
 
 // 16 ymm registers: 2 query vectors x 6 document rows = 12 accumulators, 2 query loads and
 // one broadcast. Zen/Skylake issue 2 FMAs per cycle at 4-cycle latency, so 12 independent
@@ -56,6 +43,6 @@ const Kernel& avx2_kernel() {
 
 namespace colkern::peak {
 double fma_gflops_avx2(int threads, int64_t iters) {
-  return fma_loop_gflops<maxsim::Avx2>(threads, iters);
+  return fma_loop_gflops<Avx2>(threads, iters);
 }
 }  // namespace colkern::peak

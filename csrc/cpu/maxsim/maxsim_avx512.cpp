@@ -1,30 +1,13 @@
 // AVX-512 F/BW/VL/DQ. The only file compiled with -mavx512*.
 #include <immintrin.h>
 
+#include "../simd/vec_avx512.h"
 #include "maxsim.h"
 #include "maxsim_simd.h"
 #include "../peak/fma_loop.h"
 
 namespace colkern::maxsim {
 namespace {
-
-struct Avx512 {
-  static constexpr int W = 16;
-  using reg = __m512;
-  static reg zero() { return _mm512_setzero_ps(); }
-  static reg load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, reg r) { _mm512_storeu_ps(p, r); }
-  // Folded by the compiler into the FMA as an embedded {1to16} broadcast operand.
-  static reg bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
-  static reg max_keep_second_nan(reg a, reg b) { return _mm512_max_ps(a, b); }
-  static reg nan_bits(reg a) {
-    const __mmask16 m = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
-    return _mm512_castsi512_ps(_mm512_maskz_set1_epi32(m, -1));
-  }
-  static reg bit_or(reg a, reg b) { return _mm512_or_ps(a, b); }
-  static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
-};
 
 // 32 zmm registers: 2 query vectors x 12 document rows = 24 accumulators; broadcasts come
 // from memory operands, so 2 loads + 12 broadcasts feed 24 FMAs per step.
@@ -58,6 +41,6 @@ const Kernel& avx512_kernel() {
 
 namespace colkern::peak {
 double fma_gflops_avx512(int threads, int64_t iters) {
-  return fma_loop_gflops<maxsim::Avx512>(threads, iters);
+  return fma_loop_gflops<Avx512>(threads, iters);
 }
 }  // namespace colkern::peak
