@@ -11,6 +11,7 @@
 #include "colkern/cpu_features.h"
 #include "cpu/maxsim/maxsim.h"
 #include "cpu/peak/fma_peak.h"
+#include "cpu/pool/patch_pool.h"
 
 namespace py = pybind11;
 using namespace colkern;
@@ -22,9 +23,9 @@ T* ptr(std::uintptr_t address) {
   return reinterpret_cast<T*>(address);
 }
 
-maxsim::DType to_dtype(int code) {
+DType to_dtype(int code) {
   if (code < 0 || code > 2) throw std::invalid_argument("unknown dtype code " + std::to_string(code));
-  return static_cast<maxsim::DType>(code);
+  return static_cast<DType>(code);
 }
 
 maxsim::Problem make_problem(std::uintptr_t q, int q_dtype, int64_t B, int64_t Lq, int64_t D,
@@ -90,5 +91,22 @@ PYBIND11_MODULE(_C, m) {
         const auto p = make_problem(q, q_dtype, B, Lq, D, q_mask, values, v_dtype, T, starts, lengths, N);
         py::gil_scoped_release release;
         maxsim::topk(p, k, ptr<float>(out_scores), ptr<int64_t>(out_indices), num_threads);
+      });
+  m.def(
+      "patch_pool",
+      [](std::uintptr_t values, int dtype, int64_t T, int64_t D, std::uintptr_t starts,
+         std::uintptr_t lengths, int64_t N, int64_t correction, std::uintptr_t out,
+         int num_threads) {
+        pool::Problem p;
+        p.values = ptr<const void>(values);
+        p.dtype = to_dtype(dtype);
+        p.T = T;
+        p.D = D;
+        p.starts = ptr<const int64_t>(starts);
+        p.lengths = ptr<const int64_t>(lengths);
+        p.N = N;
+        p.correction = correction;
+        py::gil_scoped_release release;
+        pool::patch_pool(p, ptr<float>(out), num_threads);
       });
 }

@@ -12,7 +12,7 @@
 #include "cpu/maxsim/maxsim.h"
 
 using namespace colkern;
-using maxsim::DType;
+using colkern::DType;
 
 namespace {
 

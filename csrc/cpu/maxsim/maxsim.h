@@ -12,10 +12,11 @@
 #include <cstdint>
 
 #include "colkern/cpu_features.h"
+#include "colkern/dtype.h"
 
 namespace colkern::maxsim {
 
-enum class DType : int { F32 = 0, F16 = 1, BF16 = 2 };
+using ::colkern::DType;
 
 struct Problem {
   const void* q = nullptr;        // [B, Lq, D] contiguous, dtype q_dtype
@@ -70,9 +71,5 @@ const Kernel& avx512_kernel();
 
 // The kernel of the active ISA level (see cpu_features.h).
 const Kernel& active_kernel();
-
-// fp16 -> fp32 for one value, exact (subnormals, inf and NaN included).
-float half_to_float(uint16_t h);
-float bfloat16_to_float(uint16_t h);
 
 }  // namespace colkern::maxsim

@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include "../simd/vec_avx512.h"
+#include "colkern/half.h"
 #include "maxsim.h"
 #include "maxsim_simd.h"
 #include "../peak/fma_loop.h"

@@ -44,8 +44,6 @@ namespace {
 
 constexpr int64_t kChunkRows = 96;  // 96 x 128 fp32 = 48 KiB: a converted chunk stays in L1/L2
 
-size_t elem_size(DType t) { return t == DType::F32 ? 4 : 2; }
-
 // Valid query tokens, converted to fp32 once, with the query each belongs to.
 struct CompactQueries {
   std::vector<float> q;
@@ -57,7 +55,7 @@ struct CompactQueries {
 CompactQueries compact_queries(const Problem& p, const Kernel& kernel) {
   CompactQueries c;
   const auto* base = static_cast<const unsigned char*>(p.q);
-  const size_t es = elem_size(p.q_dtype);
+  const size_t es = dtype_size(p.q_dtype);
   for (int64_t b = 0; b < p.B; ++b)
     for (int64_t i = 0; i < p.Lq; ++i) {
       if (p.q_mask != nullptr && p.q_mask[b * p.Lq + i] == 0) continue;
@@ -88,7 +86,7 @@ void score_document(const Problem& p, const Kernel& kernel, const CompactQueries
   const int64_t len = p.lengths[n];
   if (len == 0 || cq.n_tok == 0) return;  // empty sums are 0
   std::fill(s.run_max.begin(), s.run_max.end(), -std::numeric_limits<float>::infinity());
-  const size_t es = elem_size(p.v_dtype);
+  const size_t es = dtype_size(p.v_dtype);
   const auto* base = static_cast<const unsigned char*>(p.values);
   for (int64_t r0 = 0; r0 < len; r0 += kChunkRows) {
     const int64_t rows = std::min(kChunkRows, len - r0);

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "colkern/cpu_features.h"
+#include "../simd/vec_scalar.h"
 #include "fma_loop.h"
 
 namespace colkern::peak {
@@ -14,17 +15,6 @@ double fma_gflops_avx2(int threads, int64_t iters);
 #ifdef COLKERN_HAVE_AVX512
 double fma_gflops_avx512(int threads, int64_t iters);
 #endif
-
-namespace {
-struct Scalar {
-  static constexpr int W = 1;
-  using reg = float;
-  static reg bcast(const float* p) { return *p; }
-  static reg fma(reg a, reg b, reg c) { return std::fma(a, b, c); }
-  static reg bit_or(reg a, reg b) { return a + b; }
-  static void store(float* p, reg r) { *p = r; }
-};
-}  // namespace
 
 double fma_gflops(int threads) {
   constexpr int64_t kIters = 40'000'000;  // ~0.1-0.3 s per level

@@ -80,46 +80,50 @@ def _check_offsets(offsets: Tensor, n_rows: int, op: str) -> None:
 
 
 def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Optional[Tensor] = None,
-                   offsets: Optional[Tensor] = None, op: str = "maxsim"):
-    """-> (values [T, D] contiguous, starts [N] int64, lengths [N] int64), same device as docs."""
+                   offsets: Optional[Tensor] = None, op: str = "maxsim", arg: str = "docs",
+                   dtypes=(torch.float32, torch.float16, torch.bfloat16)):
+    """-> (values [T, D] contiguous, starts [N] int64, lengths [N] int64), same device as docs.
+
+    `arg` names the argument in error messages; `dtypes` lists the accepted element types."""
     if isinstance(docs, PackedDocs):
         if offsets is not None or lengths is not None or mask is not None:
             raise ValueError(f"{op}: PackedDocs carries its own offsets; do not pass offsets, lengths or mask")
         docs, offsets = docs.values, docs.offsets
     if isinstance(docs, (list, tuple)):
         if offsets is not None or lengths is not None or mask is not None:
-            raise ValueError(f"{op}: a list of docs takes no offsets, lengths or mask")
+            raise ValueError(f"{op}: a list of {arg} takes no offsets, lengths or mask")
         if len(docs) == 0:
-            raise ValueError(f"{op}: docs is an empty list; pass an empty [0, D] tensor with offsets [0] instead")
+            raise ValueError(f"{op}: {arg} is an empty list; pass an empty [0, D] tensor with offsets [0] instead")
         docs = pack(docs)
         docs, offsets = docs.values, docs.offsets
     if not isinstance(docs, Tensor):
-        raise TypeError(f"{op}: docs must be a list of tensors, a padded [N, Ld, D] tensor, "
+        raise TypeError(f"{op}: {arg} must be a list of tensors, a padded [N, Ld, D] tensor, "
                         f"packed values [T, D] with offsets, or PackedDocs; got {type(docs).__name__}")
-    if docs.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise ValueError(f"{op}: docs must be float32, float16 or bfloat16, got {docs.dtype}")
+    if docs.dtype not in dtypes:
+        names = ", ".join(str(t).replace("torch.", "") for t in dtypes)
+        raise ValueError(f"{op}: {arg} must be {names}, got {docs.dtype}")
     if docs.dim() == 2:
         if offsets is None:
-            raise ValueError(f"{op}: 2-D docs are packed values [T, D] and need offsets [N+1]; "
-                             "for a single document pass docs.unsqueeze(0)")
+            raise ValueError(f"{op}: 2-D {arg} are packed values [T, D] and need offsets [N+1]; "
+                             f"for a single one pass {arg}.unsqueeze(0)")
         if lengths is not None or mask is not None:
-            raise ValueError(f"{op}: packed docs take offsets only, not lengths or mask")
+            raise ValueError(f"{op}: packed {arg} take offsets only, not lengths or mask")
         if isinstance(offsets, Tensor) and offsets.device != docs.device:
-            raise ValueError(f"{op}: offsets is on {offsets.device} but docs is on {docs.device}")
+            raise ValueError(f"{op}: offsets is on {offsets.device} but {arg} is on {docs.device}")
         _check_offsets(offsets, docs.shape[0], op)
         return docs.contiguous(), offsets[:-1].contiguous(), (offsets[1:] - offsets[:-1]).contiguous()
     if docs.dim() != 3:
-        raise ValueError(f"{op}: docs must be [N, Ld, D] (padded) or [T, D] (packed), got shape {tuple(docs.shape)}")
+        raise ValueError(f"{op}: {arg} must be [N, Ld, D] (padded) or [T, D] (packed), got shape {tuple(docs.shape)}")
     if offsets is not None:
-        raise ValueError(f"{op}: offsets are for packed [T, D] docs, but docs is padded {tuple(docs.shape)}")
+        raise ValueError(f"{op}: offsets are for packed [T, D] {arg}, but {arg} is padded {tuple(docs.shape)}")
     if lengths is not None and mask is not None:
-        raise ValueError(f"{op}: pass either lengths or mask for padded docs, not both")
+        raise ValueError(f"{op}: pass either lengths or mask for padded {arg}, not both")
     N, Ld, D = docs.shape
     if mask is not None:
         if mask.dtype != torch.bool or tuple(mask.shape) != (N, Ld):
             raise ValueError(f"{op}: mask must be bool [N, Ld] = [{N}, {Ld}], got {mask.dtype} {tuple(mask.shape)}")
         if mask.device != docs.device:
-            raise ValueError(f"{op}: mask is on {mask.device} but docs is on {docs.device}")
+            raise ValueError(f"{op}: mask is on {mask.device} but {arg} is on {docs.device}")
         counts = mask.sum(1)
         prefix = torch.arange(Ld, device=mask.device)[None, :] < counts[:, None]
         if bool(torch.equal(prefix, mask)):
@@ -136,7 +140,7 @@ def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
             raise ValueError(f"{op}: lengths must be an int [N] = [{N}] tensor, got "
                              f"{getattr(lengths, 'dtype', type(lengths).__name__)} {tuple(getattr(lengths, 'shape', ()))}")
         if lengths.device != docs.device:
-            raise ValueError(f"{op}: lengths is on {lengths.device} but docs is on {docs.device}")
+            raise ValueError(f"{op}: lengths is on {lengths.device} but {arg} is on {docs.device}")
         lengths = lengths.to(torch.int64)
         if N and (bool((lengths < 0).any()) or bool((lengths > Ld).any())):
             raise ValueError(f"{op}: lengths must lie in [0, {Ld}] (the padded length)")

@@ -1,0 +1,154 @@
+// One-pass mean / max / M2 over a column slice of a page, over vector traits V.
+//
+// Rows are read once, in order (the natural [L, D] layout); per-column accumulators for a slice
+// of at most kSliceCols columns live in an L1-resident scratch. Every kBlockRows rows the block's
+// shifted sums are folded into (mean, M2) with Chan's combination:
+//   block: mean_b = K + s1 / n_b,  M2_b = s2 - s1^2 / n_b   (K = the block's first row)
+//   merge: delta = mean_b - mean,  mean += delta * n_b / n,  M2 += M2_b + delta^2 * n_a n_b / n
+// Shifting by a row of the same block keeps s2 small (no cancellation from a common offset),
+// and a constant page gives s1 = s2 = 0, delta = 0: std exactly 0.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+#include "colkern/half.h"
+#include "patch_pool.h"
+
+namespace colkern::pool {
+namespace {
+
+constexpr int64_t kBlockRows = 64;
+
+// Loads W (or one) elements of type DT as fp32.
+template <class V, DType DT>
+inline typename V::reg load_vec(const unsigned char* row, int64_t c) {
+  if constexpr (DT == DType::F32) return V::load(reinterpret_cast<const float*>(row) + c);
+  else return V::load(reinterpret_cast<const uint16_t*>(row) + c, DT == DType::BF16);
+}
+
+template <DType DT>
+inline float load_one(const unsigned char* row, int64_t c) {
+  if constexpr (DT == DType::F32) return reinterpret_cast<const float*>(row)[c];
+  const uint16_t h = reinterpret_cast<const uint16_t*>(row)[c];
+  return DT == DType::BF16 ? bfloat16_to_float(h) : half_to_float(h);
+}
+
+template <class V, DType DT>
+inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, float* mean,
+                       float* max, float* std, float* scratch) {
+  using reg = typename V::reg;
+  constexpr int64_t W = V::W;
+  const int64_t width = d1 - d0;
+  const int64_t vec_end = width / W * W;  // columns [vec_end, width) take the scalar tail
+  float* m2 = scratch;
+  float* s1 = scratch + width;
+  float* s2 = scratch + 2 * width;
+  float* k_row = scratch + 3 * width;
+  const int64_t len = p.lengths[n];
+  constexpr int es = DT == DType::F32 ? 4 : 2;
+  const auto* base = static_cast<const unsigned char*>(p.values) + (p.starts[n] * p.D + d0) * es;
+
+  for (int64_t c = 0; c < width; ++c) {
+    mean[c] = 0.f;
+    m2[c] = 0.f;
+    max[c] = -std::numeric_limits<float>::infinity();
+  }
+  int64_t count = 0;
+  for (int64_t b0 = 0; b0 < len; b0 += kBlockRows) {
+    const int64_t nb = len - b0 < kBlockRows ? len - b0 : kBlockRows;
+    const unsigned char* first = base + b0 * p.D * es;
+    for (int64_t c = 0; c < vec_end; c += W) {
+      V::store(k_row + c, load_vec<V, DT>(first, c));
+      V::store(s1 + c, V::zero());
+      V::store(s2 + c, V::zero());
+    }
+    for (int64_t c = vec_end; c < width; ++c) {
+      k_row[c] = load_one<DT>(first, c);
+      s1[c] = s2[c] = 0.f;
+    }
+    int64_t r = 0;
+    // Four rows per sweep: the column accumulators are loaded and stored once per four rows,
+    // which keeps the loop under the load/store ports' limit and at memory speed.
+    for (; r + 4 <= nb; r += 4) {
+      const unsigned char* row = first + r * p.D * es;
+      const int64_t stride = p.D * es;
+      V::prefetch(row + 8 * stride);
+      for (int64_t c = 0; c < vec_end; c += W) {
+        const reg k = V::load(k_row + c);
+        const reg x0 = load_vec<V, DT>(row, c), x1 = load_vec<V, DT>(row + stride, c);
+        const reg x2 = load_vec<V, DT>(row + 2 * stride, c), x3 = load_vec<V, DT>(row + 3 * stride, c);
+        const reg d0 = V::sub(x0, k), d1 = V::sub(x1, k), d2 = V::sub(x2, k), d3 = V::sub(x3, k);
+        V::store(s1 + c, V::add(V::load(s1 + c), V::add(V::add(d0, d1), V::add(d2, d3))));
+        V::store(s2 + c, V::fma(d3, d3, V::fma(d2, d2, V::fma(d1, d1, V::fma(d0, d0, V::load(s2 + c))))));
+        // NaN in x is dropped here; finish_columns redoes any column whose sums are NaN.
+        const reg m01 = V::max_keep_second_nan(x0, x1), m23 = V::max_keep_second_nan(x2, x3);
+        V::store(max + c, V::max_keep_second_nan(V::max_keep_second_nan(m01, m23), V::load(max + c)));
+      }
+      for (int64_t c = vec_end; c < width; ++c)
+        for (int64_t i = 0; i < 4; ++i) {
+          const float x = load_one<DT>(row + i * stride, c);
+          const float d = x - k_row[c];
+          s1[c] += d;
+          s2[c] += d * d;
+          max[c] = x > max[c] ? x : max[c];
+        }
+    }
+    for (; r < nb; ++r) {
+      const unsigned char* row = first + r * p.D * es;
+      for (int64_t c = 0; c < vec_end; c += W) {
+        const reg x = load_vec<V, DT>(row, c);
+        const reg d = V::sub(x, V::load(k_row + c));
+        V::store(s1 + c, V::add(V::load(s1 + c), d));
+        V::store(s2 + c, V::fma(d, d, V::load(s2 + c)));
+        V::store(max + c, V::max_keep_second_nan(x, V::load(max + c)));
+      }
+      for (int64_t c = vec_end; c < width; ++c) {
+        const float x = load_one<DT>(row, c);
+        const float d = x - k_row[c];
+        s1[c] += d;
+        s2[c] += d * d;
+        max[c] = x > max[c] ? x : max[c];
+      }
+    }
+    // Chan's combination of (count, mean, m2) with this block.
+    const float n_new = static_cast<float>(count + nb);
+    const float inv_nb = 1.f / static_cast<float>(nb);
+    const float w_b = static_cast<float>(nb) / n_new;
+    const float w_cross = static_cast<float>(count) * static_cast<float>(nb) / n_new;
+    for (int64_t c = 0; c < width; ++c) {
+      const float mean_b = k_row[c] + s1[c] * inv_nb;
+      const float m2_b = s2[c] - s1[c] * s1[c] * inv_nb;
+      if (count == 0) {
+        mean[c] = mean_b;
+        m2[c] = m2_b;
+      } else {
+        const float delta = mean_b - mean[c];
+        mean[c] += delta * w_b;
+        m2[c] += m2_b + delta * delta * w_cross;
+      }
+    }
+    count += nb;
+  }
+  finish_columns(p, n, d0, d1, m2, mean, max, std);
+}
+
+}  // namespace
+}  // namespace colkern::pool
+
+namespace colkern::pool {
+namespace {
+
+// The slice function of one ISA, chosen per call by the element type.
+template <class V>
+inline void slice_any(const Problem& p, int64_t n, int64_t d0, int64_t d1, float* mean,
+                      float* max, float* std, float* scratch) {
+  switch (p.dtype) {
+    case DType::F32: return slice_simd<V, DType::F32>(p, n, d0, d1, mean, max, std, scratch);
+    case DType::F16: return slice_simd<V, DType::F16>(p, n, d0, d1, mean, max, std, scratch);
+    case DType::BF16: return slice_simd<V, DType::BF16>(p, n, d0, d1, mean, max, std, scratch);
+  }
+}
+
+}  // namespace
+}  // namespace colkern::pool

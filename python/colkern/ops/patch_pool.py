@@ -1,0 +1,153 @@
+"""Fused patch pooling: mean, max and std over each page's patch embeddings in one pass.
+
+    out[n] = [ mean | max | std ]   (3 * D float32) over the page's valid patches
+
+Conventions, identical on every backend:
+  * fp32 accumulation with Chan's combination of row blocks: a constant page gives std exactly
+    0, and a large common offset (x + 1e4) does not cancel the variance;
+  * std = sqrt(M2 / (count - correction)); count <= correction gives std 0 (no observable spread);
+  * a page with no valid patch gives NaN for mean, max and std (nothing observed);
+  * NaN or inf in a column follows torch in that column only (mean = sum / count, max propagates
+    NaN, std NaN); other columns and other pages are untouched.
+
+Op: torch.ops.colkern.patch_pool(values [T, D], starts [N] int64, lengths [N] int64,
+    correction) -> [N, 3*D] float32. float64 values are computed by the reference in float64
+    (returning float64), so gradcheck can verify the backward. Differentiable in values.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import _C
+from .._backend import dtype_code
+from ._docs import Docs, normalize_docs
+
+_POOL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def _check_op_inputs(values: Tensor, starts: Tensor, lengths: Tensor, correction: int) -> None:
+    if values.dim() != 2:
+        raise ValueError(f"patch_pool: values must be [T, D], got {tuple(values.shape)}")
+    if values.dtype not in _POOL_DTYPES:
+        raise ValueError(f"patch_pool: values must be float32, float16, bfloat16 or float64, got {values.dtype}")
+    if starts.dtype != torch.int64 or lengths.dtype != torch.int64 or starts.dim() != 1 \
+            or starts.shape != lengths.shape:
+        raise ValueError("patch_pool: starts and lengths must be int64 [N] tensors of the same shape")
+    if correction < 0:
+        raise ValueError(f"patch_pool: correction must be >= 0, got {correction}")
+    for name, t in (("values", values), ("starts", starts), ("lengths", lengths)):
+        if not t.is_contiguous():
+            raise ValueError(f"patch_pool: {name} must be contiguous")
+
+
+def _page_rows(starts: Tensor, lengths: Tensor):
+    """-> (page index of every pooled row, its row in values); both [sum(lengths)] int64."""
+    N = starts.shape[0]
+    page = torch.repeat_interleave(torch.arange(N, device=starts.device), lengths)
+    first = torch.cumsum(lengths, 0) - lengths  # position of each page's first row in `page`
+    within = torch.arange(page.shape[0], device=starts.device) - first[page]
+    return page, starts[page] + within
+
+
+def pool_rows_ref(values: Tensor, starts: Tensor, lengths: Tensor, correction: int = 1,
+                  dtype: torch.dtype = torch.float64) -> Tensor:
+    """Pure-torch reference on row ranges, computed in `dtype`: -> [N, 3*D]."""
+    N, D = starts.shape[0], values.shape[1]
+    out = torch.full((N, 3 * D), float("nan"), dtype=dtype, device=values.device)
+    for n, (s, l) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        if l == 0:
+            continue
+        x = values[s:s + l].to(dtype)
+        mean = x.mean(0)
+        std = x.std(0, correction=correction) if l > correction else torch.zeros_like(mean)
+        # torch gives NaN std for a column with NaN/inf; keep that even when l <= correction.
+        std = torch.where(torch.isfinite(x).all(0), std, float("nan"))
+        out[n] = torch.cat([mean, x.amax(0), std])
+    return out
+
+
+@torch.library.custom_op("colkern::patch_pool", mutates_args=(), device_types="cpu")
+def _patch_pool_op(values: Tensor, starts: Tensor, lengths: Tensor, correction: int) -> Tensor:
+    _check_op_inputs(values, starts, lengths, correction)
+    if values.dtype == torch.float64:
+        return pool_rows_ref(values, starts, lengths, correction)
+    out = torch.empty(starts.shape[0], 3 * values.shape[1], dtype=torch.float32)
+    _C.patch_pool(values.data_ptr(), dtype_code(values.dtype), values.shape[0], values.shape[1],
+                  starts.data_ptr(), lengths.data_ptr(), starts.shape[0], correction, out.data_ptr(),
+                  torch.get_num_threads())
+    return out
+
+
+@_patch_pool_op.register_fake
+def _(values, starts, lengths, correction):
+    dtype = torch.float64 if values.dtype == torch.float64 else torch.float32
+    return values.new_empty((starts.shape[0], 3 * values.shape[1]), dtype=dtype)
+
+
+@_patch_pool_op.register_kernel("cuda")
+def _(values, starts, lengths, correction):
+    _check_op_inputs(values, starts, lengths, correction)
+    if values.dtype == torch.float64:
+        return pool_rows_ref(values, starts, lengths, correction)
+    from ..triton_kernels.patch_pool import patch_pool_triton  # Triton only for CUDA work
+
+    return patch_pool_triton(values, starts, lengths, correction)
+
+
+def _setup_context(ctx, inputs, output):
+    values, starts, lengths, correction = inputs
+    ctx.save_for_backward(values, starts, lengths, output)
+    ctx.correction = correction
+
+
+def _backward(ctx, grad: Tensor):
+    """d mean/dx = 1/n; d max/dx shared evenly among tied maxima (as torch.amax);
+    d std/dx = (x - mean) / ((n - correction) * std), 0 where std is 0 or n <= correction."""
+    values, starts, lengths, out = ctx.saved_tensors
+    D = values.shape[1]
+    mean, mx, std = out[:, :D], out[:, D:2 * D], out[:, 2 * D:]
+    g_mean, g_max, g_std = grad[:, :D], grad[:, D:2 * D], grad[:, 2 * D:]
+    page, rows = _page_rows(starts, lengths)
+    x = values[rows].to(out.dtype)
+    count = lengths.to(out.dtype)[:, None]
+    is_max = (x == mx[page]).to(out.dtype)
+    ties = torch.zeros_like(mx).index_add_(0, page, is_max)
+    denom = (count - ctx.correction) * std
+    std_coef = torch.where(denom > 0, g_std / denom, torch.zeros_like(denom))
+    gx = (g_mean / count.clamp_min(1))[page] + is_max * (g_max / ties.clamp_min(1))[page] \
+        + std_coef[page] * (x - mean[page])
+    grad_values = torch.zeros(values.shape, dtype=out.dtype, device=values.device)
+    grad_values.index_add_(0, rows, gx)
+    return grad_values.to(values.dtype), None, None, None
+
+
+_patch_pool_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def patch_pool(x: Docs, *, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
+               offsets: Optional[Tensor] = None, correction: int = 1) -> Tensor:
+    """Pooled page features [mean | max | std] in one pass over the patches.
+
+    x: [B, N, D] patch embeddings with optional bool `mask` [B, N] or `lengths` [B] (neither:
+      all patches valid); or packed [T, D] with int64 `offsets` [B+1]; or a list of [N_i, D]
+      tensors; or a PackedDocs. float32 / float16 / bfloat16 (float64: reference path).
+    correction: as torch.std (1 = Bessel's correction, 0 = population std).
+    -> [B, 3*D] float32. Differentiable with respect to x.
+    """
+    if isinstance(correction, bool) or not isinstance(correction, int) or correction < 0:
+        raise ValueError(f"patch_pool: correction must be an int >= 0, got {correction!r}")
+    values, starts, lens = normalize_docs(x, lengths=lengths, mask=mask, offsets=offsets,
+                                          op="patch_pool", arg="x", dtypes=_POOL_DTYPES)
+    return torch.ops.colkern.patch_pool(values, starts, lens, correction)
+
+
+def patch_pool_ref(x: Docs, *, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
+                   offsets: Optional[Tensor] = None, correction: int = 1,
+                   dtype: torch.dtype = torch.float64) -> Tensor:
+    """Pure-torch reference with the same inputs and conventions, computed in `dtype`."""
+    values, starts, lens = normalize_docs(x, lengths=lengths, mask=mask, offsets=offsets,
+                                          op="patch_pool_ref", arg="x", dtypes=_POOL_DTYPES)
+    return pool_rows_ref(values, starts, lens, correction, dtype)
