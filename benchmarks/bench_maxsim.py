@@ -4,25 +4,14 @@
     python benchmarks/report.py bench.json      # the README table
 
 Each case's baseline runs first; later providers record their speed-up over it (and over the
-fastest torch provider) in extra_info
-(with docs/s, GFLOP/s and % of the FMA ceiling measured on this machine).
+fastest torch provider) in extra_info, with docs/s, GFLOP/s and % of the FMA ceiling measured
+on this machine. COLKERN_BENCH_QUICK=1 shrinks every case (CI runs them once, untimed).
 """
-import os
-
 import pytest
-import torch
 
 from colkern import bench
 
-QUICK = os.environ.get("COLKERN_BENCH_QUICK") == "1"
-_CEILING = {}
-_SECONDS = {}  # (kind, provider) -> median seconds, for ratios within this run
-
-
-def _ceiling():
-    if "gflops" not in _CEILING:
-        _CEILING["gflops"] = bench.fma_ceiling_gflops()
-    return _CEILING["gflops"]
+from _harness import QUICK, case, run
 
 
 def _build(kind):
@@ -37,16 +26,6 @@ def _build(kind):
     raise ValueError(kind)
 
 
-_CASES = {}
-
-
-def _case(kind):
-    if kind not in _CASES:
-        _CASES.clear()  # one case's tensors in memory at a time
-        _CASES[kind] = _build(kind)
-    return _CASES[kind]
-
-
 PARAMS = [
     ("colpali_pages", "colpali-engine fp32"), ("colpali_pages", "pre-padded einsum fp32"),
     ("colpali_pages", "colkern fp32"), ("colpali_pages", "colkern bf16"),
@@ -56,54 +35,34 @@ PARAMS = [
 ]
 
 
-def _peak_rss_bytes():
+def _status_bytes(field):
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
 
-def _current_rss_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _reset_peak_rss():
-    try:  # Linux: writing 5 to clear_refs resets VmHWM to the current RSS
+def _topk_peak_extra_bytes(fn):
+    """Peak resident memory a top-k call adds beyond what is already resident, or None where
+    the peak cannot be reset (writing 5 to /proc/self/clear_refs resets VmHWM on Linux)."""
+    try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
-        return True
     except OSError:
-        return False
+        return None
+    before = _status_bytes("VmRSS")
+    fn()
+    return _status_bytes("VmHWM") - before
 
 
 @pytest.mark.parametrize("kind,provider", PARAMS, ids=[f"{k}-{p}" for k, p in PARAMS])
 def test_maxsim(benchmark, kind, provider):
-    case = _case(kind)
-    fn = case.providers[provider]
-    benchmark.group = case.name
-    fn()  # warm-up outside the timing
-    extra = {"case": case.name, "provider": provider, "threads": torch.get_num_threads(),
-             "cpu": bench.cpu_name(), "fma_ceiling_gflops": _ceiling(), "baseline": case.baseline,
-             "note": case.note}
-    if kind == "topk" and _reset_peak_rss():
-        before = _current_rss_bytes()
-        fn()
-        extra["peak_extra_bytes"] = _peak_rss_bytes() - before
-    benchmark.pedantic(fn, rounds=1 if kind in ("multi_query", "topk") and not QUICK else 3, iterations=1)
-    if benchmark.stats is not None and benchmark.stats.stats.data:
-        seconds = benchmark.stats.stats.median
-        extra.update(docs_per_s=case.docs / seconds, gflops=case.flops / seconds / 1e9,
-                     pct_fma_ceiling=100 * case.flops / seconds / 1e9 / _ceiling())
-        _SECONDS[kind, provider] = seconds
-        if provider != case.baseline and (kind, case.baseline) in _SECONDS:
-            extra["speedup_vs_baseline"] = _SECONDS[kind, case.baseline] / seconds
-        # The fastest non-colkern provider measured so far: the strongest thing a user could run.
-        others = [t for (k, p), t in _SECONDS.items() if k == kind and not p.startswith("colkern")]
-        if provider.startswith("colkern") and others:
-            extra["speedup_vs_best_torch"] = min(others) / seconds
-    benchmark.extra_info.update(extra)
+    c = case(kind, lambda: _build(kind))
+    extra = {}
+    if kind == "topk":
+        peak = _topk_peak_extra_bytes(c.providers[provider])
+        if peak is not None:
+            extra["peak_extra_bytes"] = peak
+    rounds = 1 if kind in ("multi_query", "topk") and not QUICK else 3
+    run(benchmark, kind, c, provider, rounds=rounds, extra=extra)

@@ -1,21 +1,22 @@
 """Turns a pytest-benchmark JSON into the README's markdown table.
 
-    python benchmarks/report.py bench.json > table.md
+    python benchmarks/report.py bench.json [more.json ...] > table.md
 """
 import json
 import sys
 
 
-def main(path: str) -> None:
-    data = json.load(open(path))
-    rows = [b["extra_info"] for b in data["benchmarks"] if "gflops" in b["extra_info"]]
+def main(paths) -> None:
+    data = json.load(open(paths[0]))
+    rows = [b["extra_info"] for path in paths for b in json.load(open(path))["benchmarks"]
+            if "gflops" in b["extra_info"]]
     if not rows:
         sys.exit("no timed benchmarks in the JSON (was it run with --benchmark-disable?)")
     first = rows[0]
     print(f"CPU: {first['cpu']} ({data['machine_info'].get('cpu', {}).get('brand_raw', '')}), "
           f"{first['threads']} threads, measured fp32 FMA ceiling {first['fma_ceiling_gflops']:.0f} GFLOP/s\n")
-    print("| case | provider | docs/s | GFLOP/s | % FMA ceiling | speed-up vs baseline | vs fastest torch | note |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
+    print("| case | provider | docs/s | GFLOP/s (% FMA ceiling) or GB/s | speed-up vs baseline | vs fastest torch | note |")
+    print("|---|---|---:|---:|---:|---:|---|")
     for r in rows:
         speed = f"{r['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in r else (
             "baseline" if r["provider"] == r["baseline"] else "-")
@@ -23,9 +24,13 @@ def main(path: str) -> None:
         note = r.get("note", "")
         if "peak_extra_bytes" in r:
             note = f"peak extra memory {r['peak_extra_bytes'] / 2**20:.2f} MiB; {note}"
-        print(f"| {r['case']} | {r['provider']} | {r['docs_per_s']:,.0f} | {r['gflops']:.1f} | "
-              f"{r['pct_fma_ceiling']:.0f}% | {speed} | {best} | {note} |")
+        work = (f"{r['gflops']:.1f} ({r['pct_fma_ceiling']:.0f}%)" if r["gflops"]
+                else f"{r['gb_per_s']:.1f} GB/s")
+        one_pass = r.get("time_ratio_vs[torch x.sum(1) (one pass)]")
+        if one_pass is not None and r["provider"].startswith("colkern"):
+            note = f"time = {one_pass:.2f}x one torch pass (x.sum(1)); {note}"
+        print(f"| {r['case']} | {r['provider']} | {r['docs_per_s']:,.0f} | {work} | {speed} | {best} | {note} |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

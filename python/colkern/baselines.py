@@ -46,3 +46,15 @@ def mm_segment_reduce_scores(Q: Tensor, values: Tensor, offsets: Tensor) -> Tens
     lengths = offsets[1:] - offsets[:-1]
     per_doc = torch.segment_reduce(sim, "max", lengths=lengths, axis=0)  # [N, B*Lq]
     return per_doc.view(-1, B, Lq).sum(2).T.contiguous()
+
+
+def masked_pool_torch(x: Tensor, mask: Tensor) -> Tensor:
+    """The three-op torch pooling a user writes today: masked mean, amax and std (correction 1)
+    over dim 1 of x [B, N, D] with bool mask [B, N] -> [B, 3*D] float32."""
+    m = mask.unsqueeze(-1)
+    count = mask.sum(1, keepdim=True).to(torch.float32)
+    xf = x.float()
+    mean = (xf * m).sum(1) / count
+    amax = xf.masked_fill(~m, float("-inf")).amax(1)
+    std = ((((xf - mean.unsqueeze(1)) ** 2) * m).sum(1) / (count - 1)).sqrt()
+    return torch.cat([mean, amax, std], 1)

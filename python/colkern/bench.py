@@ -14,15 +14,16 @@ from typing import Callable, Dict, List
 import torch
 
 from . import _C
-from .baselines import colpali_engine_scores, mm_segment_reduce_scores, padded_einsum_scores
-from .ops import maxsim, maxsim_topk, pack
+from .baselines import colpali_engine_scores, masked_pool_torch, mm_segment_reduce_scores, padded_einsum_scores
+from .ops import maxsim, pack, patch_pool
 
 
 @dataclass
 class Case:
     name: str
-    flops: float  # useful multiply-adds x 2 per call (the MaxSim work, no padding)
+    flops: float  # useful multiply-adds x 2 per call (the MaxSim work, no padding); 0 if n/a
     docs: int
+    bytes: float = 0.0  # input bytes one pass reads (memory-bound ops report GB/s)
     providers: Dict[str, Callable[[], object]] = field(default_factory=dict)
     baseline: str = ""
     note: str = ""
@@ -91,11 +92,33 @@ def topk_case(n_docs: int = 200_000, n_queries: int = 16, k: int = 10, Lq: int =
     return case
 
 
+def patch_pool_case(pages: int = 64, patches: int = 1024, D: int = 2048,
+                    dtype: torch.dtype = torch.float32) -> Case:
+    """Pooling is memory bound: the reference points are the three-op torch baseline and one
+    torch reduction pass over the same tensor (x.sum(1)), the memory-speed yardstick."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(pages, patches, D, generator=g).to(dtype)
+    mask = torch.ones(pages, patches, dtype=torch.bool)
+    mask[:, patches - patches // 8:] = torch.rand(pages, patches // 8, generator=g) > 0.5
+    name = str(dtype).replace("torch.", "")
+    case = Case(f"patch_pool {pages} pages x {patches} patches x {D} {name}", 0.0, pages,
+                bytes=x.numel() * x.element_size(), baseline="torch mean+amax+std (masked)")
+    case.providers = {
+        "torch mean+amax+std (masked)": lambda: masked_pool_torch(x, mask),
+        "torch x.sum(1) (one pass)": lambda: x.sum(1),
+        "colkern patch_pool (masked)": lambda: patch_pool(x, mask=mask),
+    }
+    return case
+
+
 def cases(quick: bool) -> List[Case]:
     if quick:
         return [colpali_pages_case(n_docs=200), ragged_case(n_docs=2000),
-                multi_query_case(n_queries=8, n_docs=100)]
-    return [colpali_pages_case(), ragged_case(), multi_query_case()]
+                multi_query_case(n_queries=8, n_docs=100), patch_pool_case(pages=16, D=2048),
+                patch_pool_case(pages=16, D=2048, dtype=torch.bfloat16)]
+    return [colpali_pages_case(), ragged_case(), multi_query_case(), patch_pool_case(D=2048),
+            patch_pool_case(D=128), patch_pool_case(D=2048, dtype=torch.bfloat16),
+            patch_pool_case(D=128, dtype=torch.bfloat16)]
 
 
 def fma_ceiling_gflops() -> float:
@@ -137,6 +160,7 @@ def run(quick: bool = True, repeat: int = 3) -> List[dict]:
                 "case": case.name, "provider": provider, "seconds": seconds,
                 "docs_per_s": case.docs / seconds, "gflops": case.flops / seconds / 1e9,
                 "pct_fma_ceiling": 100 * case.flops / seconds / 1e9 / ceiling,
+                "gb_per_s": case.bytes / seconds / 1e9,
                 "speedup": (base_time / seconds) if base_time else None,
             })
     return rows
@@ -145,10 +169,11 @@ def run(quick: bool = True, repeat: int = 3) -> List[dict]:
 def format_table(rows: List[dict], threads: int, ceiling: float) -> str:
     lines = [f"CPU: {cpu_name()}, {threads} threads, ISA {_C.isa_info()['active']}, "
              f"measured fp32 FMA ceiling {ceiling:.0f} GFLOP/s", "",
-             "| case | provider | docs/s | GFLOP/s | % FMA ceiling | speed-up vs baseline |",
-             "|---|---|---:|---:|---:|---:|"]
+             "| case | provider | docs/s | GFLOP/s (% FMA ceiling) or GB/s | speed-up vs baseline |",
+             "|---|---|---:|---:|---:|"]
     for r in rows:
         speed = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
-        lines.append(f"| {r['case']} | {r['provider']} | {r['docs_per_s']:,.0f} | {r['gflops']:.1f} | "
-                     f"{r['pct_fma_ceiling']:.0f}% | {speed} |")
+        work = (f"{r['gflops']:.1f} GFLOP/s ({r['pct_fma_ceiling']:.0f}%)" if r["gflops"]
+                else f"{r['gb_per_s']:.1f} GB/s")
+        lines.append(f"| {r['case']} | {r['provider']} | {r['docs_per_s']:,.0f} | {work} | {speed} |")
     return "\n".join(lines)
