@@ -8,10 +8,11 @@ sub-ranges, in any order, with gaps or overlaps): a program reads its page's row
   * accumulation and output are float32 whatever the input dtype;
   * std = sqrt(M2 / (count - correction)) with `correction` as in torch.std;
   * an empty page gives NaN for mean, max and std; a page with 1 <= count <= correction gives
-    std = 0 (mean and max as usual), whatever its values;
-  * otherwise each column behaves as torch in fp64 on the same values: a NaN makes that column's
-    mean, max and std NaN; an infinity makes the mean +-inf (NaN if both signs occur), the max
-    follows, and the std is NaN.
+    std = 0 (mean and max as usual);
+  * each column with a NaN or inf behaves as torch in fp64 on the same values, and that column
+    only: a NaN makes its mean, max and std NaN; an infinity makes the mean +-inf (NaN if both
+    signs occur), the max follows, and the std is NaN, even where count <= correction.
+The reference is colkern.ops.patch_pool.pool_rows_ref.
 """
 from __future__ import annotations
 
@@ -110,8 +111,10 @@ def _patch_pool_fwd_kernel(v_ptr, starts_ptr, lengths_ptr, out_ptr, D, correctio
     # div.full.f32 and sqrt.approx.ftz.f32 (a few ulp off, and tiny results flushed to 0); they
     # run once per column and row block, so the exact forms cost nothing measurable.
     std = tl.sqrt_rn(tl.div_rn(m2, (length - correction).to(tl.float32)))
-    std = tl.where(has_nan | pinf | ninf, nan, std)
     std = tl.where(length <= correction, 0.0, std)
+    # After the rule above, on purpose: a NaN / inf column has NaN std even when count <=
+    # correction (colkern.ops.patch_pool.pool_rows_ref, the CPU kernel): bad data stays visible.
+    std = tl.where(has_nan | pinf | ninf, nan, std)
     # An empty page has no statistic at all: NaN everywhere (hi/lo are still +-inf there).
     empty = length == 0
     mean = tl.where(empty, nan, mean)
