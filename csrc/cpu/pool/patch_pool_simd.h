@@ -1,12 +1,13 @@
 // One-pass mean / max / M2 over a column slice of a page, over vector traits V.
 //
 // Rows are read once, in order (the natural [L, D] layout); per-column accumulators for a slice
-// of at most kSliceCols columns live in an L1-resident scratch. Every kBlockRows rows the block's
-// shifted sums are folded into (mean, M2) with Chan's combination:
-//   block: mean_b = K + s1 / n_b,  M2_b = s2 - s1^2 / n_b   (K = the block's first row)
-//   merge: delta = mean_b - mean,  mean += delta * n_b / n,  M2 += M2_b + delta^2 * n_a n_b / n
-// Shifting by a row of the same block keeps s2 small (no cancellation from a common offset),
-// and a constant page gives s1 = s2 = 0, delta = 0: std exactly 0.
+// live in an L1-resident scratch. All sums are taken of x - K, K = the page's first row, and
+// every kBlockRows rows the block's sums are folded into (mean', M2) with Chan's combination:
+//   block: mean_b = s1 / n_b,  M2_b = s2 - s1^2 / n_b
+//   merge: delta = mean_b - mean',  mean' += delta * n_b / n,  M2 += M2_b + delta^2 * n_a n_b / n
+// and mean = K + mean' at the end. Working in shifted space keeps every intermediate at the
+// scale of the spread, not of a common offset (x + 1e4 keeps ~1e-7 relative std error), and
+// a constant page gives s1 = s2 = 0, delta = 0: std exactly 0.
 #pragma once
 
 #include <cstdint>
@@ -54,19 +55,17 @@ inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, floa
     m2[c] = 0.f;
     max[c] = -std::numeric_limits<float>::infinity();
   }
+  for (int64_t c = 0; c < vec_end; c += W) V::store(k_row + c, load_vec<V, DT>(base, c));
+  for (int64_t c = vec_end; c < width; ++c) k_row[c] = load_one<DT>(base, c);
   int64_t count = 0;
   for (int64_t b0 = 0; b0 < len; b0 += kBlockRows) {
     const int64_t nb = len - b0 < kBlockRows ? len - b0 : kBlockRows;
     const unsigned char* first = base + b0 * p.D * es;
     for (int64_t c = 0; c < vec_end; c += W) {
-      V::store(k_row + c, load_vec<V, DT>(first, c));
       V::store(s1 + c, V::zero());
       V::store(s2 + c, V::zero());
     }
-    for (int64_t c = vec_end; c < width; ++c) {
-      k_row[c] = load_one<DT>(first, c);
-      s1[c] = s2[c] = 0.f;
-    }
+    for (int64_t c = vec_end; c < width; ++c) s1[c] = s2[c] = 0.f;
     int64_t r = 0;
     // Four rows per sweep: the column accumulators are loaded and stored once per four rows,
     // which keeps the loop under the load/store ports' limit and at memory speed.
@@ -117,7 +116,7 @@ inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, floa
     const float w_b = static_cast<float>(nb) / n_new;
     const float w_cross = static_cast<float>(count) * static_cast<float>(nb) / n_new;
     for (int64_t c = 0; c < width; ++c) {
-      const float mean_b = k_row[c] + s1[c] * inv_nb;
+      const float mean_b = s1[c] * inv_nb;
       const float m2_b = s2[c] - s1[c] * s1[c] * inv_nb;
       if (count == 0) {
         mean[c] = mean_b;
@@ -130,6 +129,7 @@ inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, floa
     }
     count += nb;
   }
+  for (int64_t c = 0; c < width; ++c) mean[c] += k_row[c];
   finish_columns(p, n, d0, d1, m2, mean, max, std);
 }
 
