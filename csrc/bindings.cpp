@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "colkern/cpu_features.h"
+#include "cpu/bits/pack_bits.h"
 #include "cpu/maxsim/maxsim.h"
 #include "cpu/peak/fma_peak.h"
 #include "cpu/pool/patch_pool.h"
@@ -24,7 +25,7 @@ T* ptr(std::uintptr_t address) {
 }
 
 DType to_dtype(int code) {
-  if (code < 0 || code > 2) throw std::invalid_argument("unknown dtype code " + std::to_string(code));
+  if (code < 0 || code > 4) throw std::invalid_argument("unknown dtype code " + std::to_string(code));
   return static_cast<DType>(code);
 }
 
@@ -108,5 +109,30 @@ PYBIND11_MODULE(_C, m) {
         p.correction = correction;
         py::gil_scoped_release release;
         pool::patch_pool(p, ptr<float>(out), num_threads);
+      });
+  m.def(
+      "maxsim_hamming_scores",
+      [](std::uintptr_t q, int64_t B, int64_t Lq, int64_t dim, std::uintptr_t q_mask,
+         std::uintptr_t values, int64_t T, std::uintptr_t starts, std::uintptr_t lengths, int64_t N,
+         std::uintptr_t out, int num_threads) {
+        const auto p = make_problem(q, 3, B, Lq, dim, q_mask, values, 3, T, starts, lengths, N);
+        py::gil_scoped_release release;
+        maxsim::hamming_scores(p, ptr<float>(out), num_threads);
+      });
+  m.def(
+      "maxsim_hamming_topk",
+      [](std::uintptr_t q, int64_t B, int64_t Lq, int64_t dim, std::uintptr_t q_mask,
+         std::uintptr_t values, int64_t T, std::uintptr_t starts, std::uintptr_t lengths, int64_t N,
+         int64_t k, std::uintptr_t out_scores, std::uintptr_t out_indices, int num_threads) {
+        const auto p = make_problem(q, 3, B, Lq, dim, q_mask, values, 3, T, starts, lengths, N);
+        py::gil_scoped_release release;
+        maxsim::hamming_topk(p, k, ptr<float>(out_scores), ptr<int64_t>(out_indices), num_threads);
+      });
+  m.def(
+      "pack_bits",
+      [](std::uintptr_t x, int dtype, int64_t rows, int64_t D, std::uintptr_t out, int num_threads) {
+        const DType t = to_dtype(dtype);
+        py::gil_scoped_release release;
+        bits::pack_bits(ptr<const void>(x), t, rows, D, ptr<uint8_t>(out), num_threads);
       });
 }

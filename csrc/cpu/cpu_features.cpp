@@ -29,9 +29,10 @@ Isa detected_isa() {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
       return Isa::Avx512;
-    // F16C comes with every AVX2 CPU in practice; the AVX2 kernels use it for fp16 input.
+    // F16C and POPCNT come with every AVX2 CPU in practice; the AVX2 kernels use them for fp16
+    // input and hamming distances.
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+        __builtin_cpu_supports("f16c") && __builtin_cpu_supports("popcnt"))
       return Isa::Avx2;
 #endif
     return Isa::Scalar;

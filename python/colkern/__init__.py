@@ -4,8 +4,12 @@ CPU: C++ SIMD micro-kernels (scalar / AVX2 / AVX-512, chosen at run time) with O
 CUDA: Triton kernels. Every op is a torch.library op under torch.ops.colkern.
 """
 from ._backend import backend_info, set_isa, use_isa
-from .ops import PackedDocs, maxsim, maxsim_ref, maxsim_topk, pack, patch_pool, patch_pool_ref
+from .ops import (PackedDocs, maxsim, maxsim_bits, maxsim_bits_ref, maxsim_bits_topk, maxsim_hamming,
+                  maxsim_hamming_ref, maxsim_hamming_topk, maxsim_ref, maxsim_topk, pack, pack_bits,
+                  pack_bits_ref, patch_pool, patch_pool_ref, unpack_bits)
 
 __version__ = "0.1.0"
-__all__ = ["PackedDocs", "backend_info", "maxsim", "maxsim_ref", "maxsim_topk", "pack",
-           "patch_pool", "patch_pool_ref", "set_isa", "use_isa"]
+__all__ = ["PackedDocs", "backend_info", "maxsim", "maxsim_bits", "maxsim_bits_ref", "maxsim_bits_topk",
+           "maxsim_hamming", "maxsim_hamming_ref", "maxsim_hamming_topk", "maxsim_ref", "maxsim_topk",
+           "pack", "pack_bits", "pack_bits_ref", "patch_pool", "patch_pool_ref", "set_isa",
+           "unpack_bits", "use_isa"]

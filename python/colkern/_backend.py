@@ -13,6 +13,10 @@ _DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 FLOAT_DTYPES = tuple(_DTYPE_CODES)
 
 
+# Packed-bit documents read as +-1 or {0, 1} per dimension (csrc/include/colkern/dtype.h).
+BITS_CODES = {"pm1": 3, "01": 4}
+
+
 def dtype_code(dtype: torch.dtype) -> int:
     """The C++ kernels' code for a floating dtype (float32, float16, bfloat16)."""
     return _DTYPE_CODES[dtype]

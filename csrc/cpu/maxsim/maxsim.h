@@ -43,6 +43,14 @@ void scores(const Problem& p, float* out, int num_threads);
 // O(threads * B * k), independent of N.
 void topk(const Problem& p, int64_t k, float* out_scores, int64_t* out_indices, int num_threads);
 
+// Hamming MaxSim: q is packed bits [B, Lq, ceil(D/8)] uint8, values packed bits [T, ceil(D/8)]
+// (q_dtype / v_dtype are ignored). Per token pair the +-1 dot D - 2 * hamming, max over the
+// document's rows, summed over valid tokens: integers, exact in fp32.
+void validate_hamming(const Problem& p);
+void hamming_scores(const Problem& p, float* out, int num_threads);
+void hamming_topk(const Problem& p, int64_t k, float* out_scores, int64_t* out_indices,
+                  int num_threads);
+
 // ---- per-ISA kernels (implemented in maxsim_<isa>.cpp) --------------------------------------
 
 // Query tokens are compacted (masked ones dropped) and converted to fp32 once per call; each
@@ -52,13 +60,16 @@ struct Kernel {
   // Floats needed by pack_queries for n_tok tokens of dimension D (0 if the kernel needs none).
   int64_t (*packed_query_floats)(int64_t n_tok, int64_t D);
   void (*pack_queries)(const float* q, int64_t n_tok, int64_t D, float* packed);
-  // Converts n fp16/bf16 values to fp32.
-  void (*to_float)(const void* src, DType dtype, int64_t n, float* dst);
+  // Converts rows x D fp16 / bf16 / packed-bit elements to fp32 [rows, D].
+  void (*to_float)(const void* src, DType dtype, int64_t rows, int64_t D, float* dst);
   // run_max[t] = max(run_max[t], max_j <q_t, doc[j]>) for the len rows of doc (fp32 [len, D]).
   // run_max has room for n_tok rounded up to run_max_pad(); padding lanes are scratch.
   void (*update_token_max)(const float* q, const float* packed, int64_t n_tok,
                            const float* doc, int64_t len, int64_t D, float* run_max);
   int64_t run_max_pad;
+  // best[t] = min(best[t], min_j hamming(q_t, doc_j)); q [n_tok, words], doc [rows, words].
+  void (*update_hamming)(const uint64_t* q, int64_t n_tok, int64_t words, const uint64_t* doc,
+                         int64_t rows, int32_t* best);
 };
 
 const Kernel& scalar_kernel();

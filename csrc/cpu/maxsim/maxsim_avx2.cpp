@@ -2,8 +2,8 @@
 #include <immintrin.h>
 
 #include "../simd/vec_avx2.h"
-#include "colkern/half.h"
 #include "maxsim.h"
+#include "hamming_kernel.h"
 #include "maxsim_simd.h"
 #include "../peak/fma_loop.h"
 
@@ -15,28 +15,11 @@ namespace {
 // chains keep both pipes busy.
 constexpr int kRows = 6;
 
-void to_float_avx2(const void* src, DType dtype, int64_t n, float* dst) {
-  const auto* s = static_cast<const uint16_t*>(src);
-  int64_t i = 0;
-  if (dtype == DType::F16) {
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
-    for (; i < n; ++i) dst[i] = half_to_float(s[i]);
-  } else {
-    // bf16 is the top half of an fp32: widen and shift.
-    for (; i + 8 <= n; i += 8) {
-      const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
-      _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16)));
-    }
-    for (; i < n; ++i) dst[i] = bfloat16_to_float(s[i]);
-  }
-}
-
 }  // namespace
 
 const Kernel& avx2_kernel() {
   static const Kernel k{Isa::Avx2, packed_query_floats_simd<Avx2>, pack_queries_simd<Avx2>,
-                        to_float_avx2, update_token_max_simd<Avx2, kRows>, Avx2::W * 2};
+                        to_float_rows<Avx2>, update_token_max_simd<Avx2, kRows>, Avx2::W * 2, update_hamming_impl};
   return k;
 }
 

@@ -1,8 +1,10 @@
 // Portable baseline and the C++ test oracle: plain loops, one fp32 dot product at a time.
 #include <cmath>
 
-#include "colkern/half.h"
+#include "../simd/vec_scalar.h"
 #include "maxsim.h"
+#include "hamming_kernel.h"
+#include "maxsim_simd.h"
 
 namespace colkern::maxsim {
 
@@ -10,15 +12,6 @@ namespace {
 
 int64_t no_packing(int64_t, int64_t) { return 0; }
 void no_pack(const float*, int64_t, int64_t, float*) {}
-
-void to_float_scalar(const void* src, DType dtype, int64_t n, float* dst) {
-  const auto* s = static_cast<const uint16_t*>(src);
-  if (dtype == DType::F16) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = half_to_float(s[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = bfloat16_to_float(s[i]);
-  }
-}
 
 void update_token_max_scalar(const float* q, const float*, int64_t n_tok, const float* doc,
                              int64_t len, int64_t D, float* run_max) {
@@ -43,8 +36,8 @@ void update_token_max_scalar(const float* q, const float*, int64_t n_tok, const 
 }  // namespace
 
 const Kernel& scalar_kernel() {
-  static const Kernel k{Isa::Scalar, no_packing, no_pack, to_float_scalar,
-                        update_token_max_scalar, 1};
+  static const Kernel k{Isa::Scalar, no_packing, no_pack, to_float_rows<Scalar>,
+                        update_token_max_scalar, 1, update_hamming_impl};
   return k;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "colkern/half.h"
+#include "colkern/ranges.h"
 #include "patch_pool.h"
 
 namespace colkern::pool {
@@ -48,15 +49,8 @@ void validate(const Problem& p) {
   if (p.D < 1) fail("dimension D must be >= 1, got " + std::to_string(p.D));
   if (p.N < 0 || p.T < 0) fail("negative size");
   if (p.correction < 0) fail("correction must be >= 0, got " + std::to_string(p.correction));
-  if (p.N > 0 && (p.starts == nullptr || p.lengths == nullptr)) fail("page ranges are null");
   if (p.T > 0 && p.values == nullptr) fail("values are null");
-  for (int64_t n = 0; n < p.N; ++n) {
-    const int64_t s = p.starts[n], l = p.lengths[n];
-    if (s < 0 || l < 0 || s > p.T || l > p.T - s)
-      fail("page " + std::to_string(n) + " spans rows [" + std::to_string(s) + ", " +
-           std::to_string(s) + "+" + std::to_string(l) + ") outside the " + std::to_string(p.T) +
-           " rows of values");
-  }
+  check_row_ranges(p.starts, p.lengths, p.N, p.T, "patch_pool", "page", "values");
 }
 
 void finish_columns(const Problem& p, int64_t n, int64_t d0, int64_t d1, const float* m2,

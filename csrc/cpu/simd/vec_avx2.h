@@ -34,6 +34,21 @@ struct Avx2 {
   static bool any_nan(reg a) { return _mm256_movemask_ps(nan_bits(a)) != 0; }
   static reg bit_or(reg a, reg b) { return _mm256_or_ps(a, b); }
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+  // 1 bit per float, x > 0, lane 0 in the MSB (numpy.packbits order); NaN compares false.
+  static uint8_t positive_byte(const float* p) {
+    const __m256 reversed = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p), _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0));
+    return static_cast<uint8_t>(_mm256_movemask_ps(_mm256_cmp_ps(reversed, _mm256_setzero_ps(), _CMP_GT_OQ)));
+  }
+  // 8 floats from one byte of packed bits, MSB first: +-1 (pm1) or {0, 1}.
+  static void store_bits8(float* dst, uint8_t byte, bool pm1) {
+    const __m256i sel = _mm256_setr_epi32(128, 64, 32, 16, 8, 4, 2, 1);
+    const __m256 set = _mm256_castsi256_ps(
+        _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(byte), sel), sel));
+    const __m256 one = _mm256_set1_ps(1.f);
+    // pm1: the sign bit goes on the lanes whose bit is clear, turning 1.0 into -1.0.
+    _mm256_storeu_ps(dst, pm1 ? _mm256_or_ps(one, _mm256_andnot_ps(set, _mm256_set1_ps(-0.f)))
+                              : _mm256_and_ps(set, one));
+  }
 };
 
 }  // namespace

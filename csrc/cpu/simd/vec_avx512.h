@@ -35,6 +35,26 @@ struct Avx512 {
   static bool any_nan(reg a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) != 0; }
   static reg bit_or(reg a, reg b) { return _mm512_or_ps(a, b); }
   static void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+  // 1 bit per float, x > 0, lane 0 in the MSB (numpy.packbits order); NaN compares false.
+  static uint8_t positive_byte(const float* p) {
+    const __mmask8 m = _mm256_cmp_ps_mask(_mm256_loadu_ps(p), _mm256_setzero_ps(), _CMP_GT_OQ);
+    return static_cast<uint8_t>(_bit_reverse8(m));
+  }
+  // 8 floats from one byte of packed bits, MSB first: +-1 (pm1) or {0, 1}.
+  static void store_bits8(float* dst, uint8_t byte, bool pm1) {
+    const __mmask8 set = static_cast<__mmask8>(_bit_reverse8(byte));
+    const __m256 one = _mm256_set1_ps(1.f);
+    _mm256_storeu_ps(dst, pm1 ? _mm256_mask_mov_ps(_mm256_set1_ps(-1.f), set, one)
+                              : _mm256_maskz_mov_ps(set, one));
+  }
+
+ private:
+  // Mask bit i selects lane i; packed bits put dimension 0 in the byte's MSB.
+  static unsigned _bit_reverse8(unsigned b) {
+    b = ((b & 0xF0u) >> 4) | ((b & 0x0Fu) << 4);
+    b = ((b & 0xCCu) >> 2) | ((b & 0x33u) << 2);
+    return ((b & 0xAAu) >> 1) | ((b & 0x55u) << 1);
+  }
 };
 
 }  // namespace
