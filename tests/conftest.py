@@ -35,15 +35,20 @@ def isa(request):
         yield active
 
 
-def assert_close_to_reference(got, ref64, same_dtype_torch, dtype):
-    """got / same_dtype_torch: float32 results; ref64: float64 reference on the same inputs."""
+def assert_close_to_reference(got, ref64, same_dtype_torch, dtype, magnitude=None):
+    """got / same_dtype_torch: float32 results; ref64: float64 reference on the same inputs.
+
+    magnitude: the size of the terms summed, when it exceeds |score| (scores of +-1 documents
+    add maxima of both signs, so the score can be far smaller than the dot products behind it);
+    the floor is relative to it. Defaults to |score|."""
     got, ref64, torch_res = got.double(), ref64.double(), same_dtype_torch.double()
     assert got.shape == ref64.shape
     nan = torch.isnan(ref64)
     assert torch.equal(torch.isnan(got), nan), "NaN pattern differs from the reference"
     fin = ~nan
     torch_err = (torch_res[fin] - ref64[fin]).abs()
-    bound = 2 * torch_err + FLOOR[dtype] * (1 + ref64[fin].abs())
+    size = ref64.abs() if magnitude is None else magnitude.double().expand_as(ref64)
+    bound = 2 * torch_err + FLOOR[dtype] * (1 + size[fin])
     err = (got[fin] - ref64[fin]).abs()
     worst = (err - bound).max() if err.numel() else torch.tensor(-1.0)
     assert bool((err <= bound).all()), f"max error {err.max():.3g} exceeds bound by {worst:.3g}"

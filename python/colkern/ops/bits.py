@@ -53,7 +53,7 @@ def unpack_bits(bits: Tensor, dim: int, *, mode: str = "pm1", dtype: torch.dtype
     _check_bits(bits, dim, "unpack_bits", "bits")
     _check_mode(mode, "unpack_bits")
     b = (bits.unsqueeze(-1) & _bit_weights(bits.device)) != 0
-    b = b.reshape(*bits.shape[:-1], -1)[..., :dim].to(dtype)
+    b = b.reshape(*bits.shape[:-1], bits.shape[-1] * 8)[..., :dim].to(dtype)
     return 2 * b - 1 if mode == "pm1" else b
 
 
