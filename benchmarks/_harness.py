@@ -40,7 +40,7 @@ def run(benchmark, kind, c, provider, rounds=3, extra=None):
         seconds = benchmark.stats.stats.median
         info.update(docs_per_s=c.docs / seconds, gflops=c.flops / seconds / 1e9,
                     pct_fma_ceiling=100 * c.flops / seconds / 1e9 / fma_ceiling(),
-                    gb_per_s=c.bytes / seconds / 1e9)
+                    gb_per_s=c.bytes / seconds / 1e9, pairs_per_s=c.pairs / seconds)
         _seconds[kind, provider] = seconds
         if provider != c.baseline and (kind, c.baseline) in _seconds:
             info["speedup_vs_baseline"] = _seconds[kind, c.baseline] / seconds

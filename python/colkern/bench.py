@@ -15,7 +15,7 @@ import torch
 
 from . import _C
 from .baselines import colpali_engine_scores, masked_pool_torch, mm_segment_reduce_scores, padded_einsum_scores
-from .ops import maxsim, pack, patch_pool
+from .ops import maxsim, maxsim_bits, maxsim_hamming, pack, pack_bits, patch_pool
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Case:
     flops: float  # useful multiply-adds x 2 per call (the MaxSim work, no padding); 0 if n/a
     docs: int
     bytes: float = 0.0  # input bytes one pass reads (memory-bound ops report GB/s)
+    pairs: float = 0.0  # (query token, doc vector) pairs per call, where that is the rate
     providers: Dict[str, Callable[[], object]] = field(default_factory=dict)
     baseline: str = ""
     note: str = ""
@@ -89,6 +90,26 @@ def topk_case(n_docs: int = 200_000, n_queries: int = 16, k: int = 10, Lq: int =
                 2.0 * n_queries * Lq * D * float(lengths.sum()), n_docs, baseline="")
     case.providers = {"colkern fp32 topk": lambda: torch.ops.colkern.maxsim_topk(Q, None, values, starts, lengths, k)}
     case.note = f"a full score matrix would be {n_queries * n_docs * 4 / 2**20:.1f} MiB"
+    return case
+
+
+def bits_case(n_docs: int = 2000, Lq: int = 32, Ld: int = 1030, D: int = 128) -> Case:
+    """Binary index scoring against colkern's own fp32 MaxSim on the same pages: the rate that
+    matters is (query token, doc vector) pairs per second; bits read 32x fewer document bytes."""
+    g = torch.Generator().manual_seed(7)
+    docs = torch.randn(n_docs, Ld, D, generator=g)
+    Q = torch.randn(Lq, D, generator=g)
+    packed = pack(list(docs))
+    bits = pack_bits(packed)
+    Q_bits = pack_bits(Q)
+    case = Case(f"binary Q[{Lq},{D}] x {n_docs} docs [{Ld},{D}]", 2.0 * Lq * Ld * D * n_docs, n_docs,
+                baseline="colkern fp32", note=f"{Lq * Ld * n_docs / 1e6:.0f}M token pairs per call")
+    case.pairs = Lq * Ld * n_docs
+    case.providers = {
+        "colkern fp32": lambda: maxsim(Q, packed),
+        "colkern bits pm1 (float x bits)": lambda: maxsim_bits(Q, bits, dim=D),
+        "colkern hamming (bits x bits)": lambda: maxsim_hamming(Q_bits, bits, dim=D),
+    }
     return case
 
 

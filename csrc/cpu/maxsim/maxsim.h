@@ -67,9 +67,10 @@ struct Kernel {
   void (*update_token_max)(const float* q, const float* packed, int64_t n_tok,
                            const float* doc, int64_t len, int64_t D, float* run_max);
   int64_t run_max_pad;
-  // best[t] = min(best[t], min_j hamming(q_t, doc_j)); q [n_tok, words], doc [rows, words].
-  void (*update_hamming)(const uint64_t* q, int64_t n_tok, int64_t words, const uint64_t* doc,
-                         int64_t rows, int32_t* best);
+  // best[t] = min(best[t], min_j hamming(q_t, doc_j)); q [n_tok, words] zero-padded words,
+  // doc [rows, nbytes] packed bytes (words = ceil(nbytes / 8), rows <= kMaxChunkRows).
+  void (*update_hamming)(const uint64_t* q, int64_t n_tok, int64_t words, const uint8_t* doc,
+                         int64_t nbytes, int64_t rows, int32_t* best);
 };
 
 const Kernel& scalar_kernel();

@@ -3,7 +3,7 @@
 
 #include "../simd/vec_avx2.h"
 #include "maxsim.h"
-#include "hamming_kernel.h"
+#include "hamming_avx2.h"
 #include "maxsim_simd.h"
 #include "../peak/fma_loop.h"
 
@@ -19,7 +19,7 @@ constexpr int kRows = 6;
 
 const Kernel& avx2_kernel() {
   static const Kernel k{Isa::Avx2, packed_query_floats_simd<Avx2>, pack_queries_simd<Avx2>,
-                        to_float_rows<Avx2>, update_token_max_simd<Avx2, kRows>, Avx2::W * 2, update_hamming_impl};
+                        to_float_rows<Avx2>, update_token_max_simd<Avx2, kRows>, Avx2::W * 2, update_hamming_avx2};
   return k;
 }
 

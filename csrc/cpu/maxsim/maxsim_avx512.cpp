@@ -3,7 +3,7 @@
 
 #include "../simd/vec_avx512.h"
 #include "maxsim.h"
-#include "hamming_kernel.h"
+#include "hamming_avx2.h"
 #include "maxsim_simd.h"
 #include "../peak/fma_loop.h"
 
@@ -18,7 +18,7 @@ constexpr int kRows = 12;
 
 const Kernel& avx512_kernel() {
   static const Kernel k{Isa::Avx512, packed_query_floats_simd<Avx512>, pack_queries_simd<Avx512>,
-                        to_float_rows<Avx512>, update_token_max_simd<Avx512, kRows>, Avx512::W * 2, update_hamming_impl};
+                        to_float_rows<Avx512>, update_token_max_simd<Avx512, kRows>, Avx512::W * 2, update_hamming_avx2};
   return k;
 }
 

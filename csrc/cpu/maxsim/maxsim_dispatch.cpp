@@ -45,6 +45,7 @@ struct FloatScorer {
   std::vector<int64_t> owner;
   int64_t n_tok = 0;
   int64_t run_max_pad = 1;
+  int64_t chunk_rows = kChunkRows;
 
   FloatScorer(const Problem& problem, const Kernel& k) : p(problem), kernel(k) {
     run_max_pad = kernel.run_max_pad;

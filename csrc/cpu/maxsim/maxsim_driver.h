@@ -7,6 +7,7 @@
 //   int64_t n_tok;                      valid query tokens
 //   std::vector<int64_t> owner;         query of each token
 //   int64_t run_max_pad;                run_max is padded to a multiple of this
+//   int64_t chunk_rows;                 document rows per update() (<= kMaxChunkRows)
 //   void prepare(Scratch&) const;       sizes per-thread scratch (called before the threads)
 //   void update(int64_t row0, int64_t rows, float* run_max, Scratch&) const;
 #pragma once
@@ -25,12 +26,12 @@
 namespace colkern::maxsim {
 
 constexpr int64_t kChunkRows = 96;  // 96 x 128 fp32 = 48 KiB: a widened chunk stays in L1/L2
+constexpr int64_t kMaxChunkRows = 256;
 
 // Per-thread scratch, allocated before the parallel region so nothing throws inside it.
 struct Scratch {
   std::vector<float> run_max, rows, doc_scores;
-  std::vector<uint64_t> words;  // hamming: word-padded document rows
-  std::vector<int32_t> best;    // hamming: per-token minimum distance in a chunk
+  std::vector<int32_t> best;  // hamming: per-token minimum distance in a chunk
 };
 
 struct Entry {
@@ -71,8 +72,8 @@ void score_document(const Problem& p, const Scorer& sc, int64_t n, Scratch& s) {
   const int64_t len = p.lengths[n];
   if (len == 0 || sc.n_tok == 0) return;  // empty sums are 0
   std::fill(s.run_max.begin(), s.run_max.end(), -std::numeric_limits<float>::infinity());
-  for (int64_t r0 = 0; r0 < len; r0 += kChunkRows)
-    sc.update(p.starts[n] + r0, std::min(kChunkRows, len - r0), s.run_max.data(), s);
+  for (int64_t r0 = 0; r0 < len; r0 += sc.chunk_rows)
+    sc.update(p.starts[n] + r0, std::min(sc.chunk_rows, len - r0), s.run_max.data(), s);
   // Summed in token order: deterministic whatever the thread count.
   for (int64_t t = 0; t < sc.n_tok; ++t) s.doc_scores[sc.owner[t]] += s.run_max[t];
 }

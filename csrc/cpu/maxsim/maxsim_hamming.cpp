@@ -14,8 +14,8 @@ namespace colkern::maxsim {
 
 namespace {
 
-// Valid query tokens as zero-padded 64-bit words; documents are copied chunk by chunk into the
-// same padded layout, so the micro-kernel never reads past a row, whatever ceil(D/8) is.
+// Valid query tokens as zero-padded 64-bit words; document rows are read in place as bytes (the
+// kernels load whole words only inside a row and zero-pad its last partial word).
 struct HammingScorer {
   const Problem& p;
   const Kernel& kernel;
@@ -24,6 +24,8 @@ struct HammingScorer {
   std::vector<int64_t> owner;
   int64_t n_tok = 0;
   int64_t run_max_pad = 1;
+  // 256 rows: the per-chunk costs (broadcasting a token, folding lanes) spread over more rows.
+  int64_t chunk_rows = kMaxChunkRows;
 
   HammingScorer(const Problem& problem, const Kernel& k)
       : p(problem), kernel(k), nbytes((p.D + 7) / 8), words((p.D + 63) / 64) {
@@ -39,17 +41,12 @@ struct HammingScorer {
     n_tok = static_cast<int64_t>(owner.size());
   }
 
-  void prepare(Scratch& s) const {
-    s.words.resize(kChunkRows * words);
-    s.best.resize(n_tok);
-  }
+  void prepare(Scratch& s) const { s.best.resize(n_tok); }
 
   void update(int64_t row0, int64_t rows, float* run_max, Scratch& s) const {
-    const auto* src = static_cast<const unsigned char*>(p.values) + row0 * nbytes;
-    std::fill(s.words.begin(), s.words.begin() + rows * words, 0);
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(s.words.data() + r * words, src + r * nbytes, nbytes);
+    const auto* src = static_cast<const uint8_t*>(p.values) + row0 * nbytes;
     std::fill(s.best.begin(), s.best.end(), INT32_MAX);
-    kernel.update_hamming(q.data(), n_tok, words, s.words.data(), rows, s.best.data());
+    kernel.update_hamming(q.data(), n_tok, words, src, nbytes, rows, s.best.data());
     for (int64_t t = 0; t < n_tok; ++t) {
       // The +-1 dot of two sign vectors: D - 2 * hamming.
       const float dot = static_cast<float>(p.D - 2 * static_cast<int64_t>(s.best[t]));
