@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "colkern/cpu_features.h"
+#include "cpu/bits/pack_bits.h"
 #include "cpu/maxsim/maxsim.h"
 
 using namespace colkern;
@@ -98,6 +99,84 @@ void run_case(const Case& c, std::mt19937& rng) {
   }
 }
 
+// Every ISA level against the scalar oracle, bit for bit: a lambda fills `out` at the current level.
+template <class Fn>
+void compare_isas(const char* what, size_t n, Fn run) {
+  std::vector<float> expect(n), got(n);
+  set_isa_cap(Isa::Scalar);
+  run(expect.data());
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa()) || !isa_compiled(isa)) continue;
+    set_isa_cap(isa);
+    run(got.data());
+    for (size_t i = 0; i < n; ++i)
+      if (got[i] != expect[i]) {
+        std::printf("FAIL %s %s: [%zu] %g != %g\n", what, isa_name(isa), i, got[i], expect[i]);
+        ++failures;
+        break;
+      }
+  }
+}
+
+// Packed-bit paths: pack_bits, float x bits (pm1 and 01) and hamming, on exact inputs.
+void run_bits_case(int64_t B, int64_t Lq, int64_t D, const std::vector<int64_t>& lengths, std::mt19937& rng) {
+  std::uniform_int_distribution<int> small(-8, 8);
+  const int64_t N = static_cast<int64_t>(lengths.size()), nbytes = (D + 7) / 8;
+  std::vector<int64_t> starts(N);
+  int64_t T = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    starts[n] = T;
+    T += lengths[n];
+  }
+  std::vector<float> qf(B * Lq * D), vf(T * D);
+  for (auto& x : qf) x = small(rng) / 8.f;
+  for (auto& x : vf) x = small(rng) / 8.f;
+  // Exactly sized outputs: a kernel writing one byte too many is caught by ASan.
+  std::vector<uint8_t> vbits(T * nbytes), qbits(B * Lq * nbytes), check(T * nbytes);
+  set_isa_cap(Isa::Scalar);
+  bits::pack_bits(vf.data(), DType::F32, T, D, vbits.data(), 2);
+  bits::pack_bits(qf.data(), DType::F32, B * Lq, D, qbits.data(), 2);
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa()) || !isa_compiled(isa)) continue;
+    set_isa_cap(isa);
+    bits::pack_bits(vf.data(), DType::F32, T, D, check.data(), 2);
+    if (check != vbits) {
+      std::printf("FAIL pack_bits %s D=%lld\n", isa_name(isa), (long long)D);
+      ++failures;
+    }
+  }
+  maxsim::Problem p;
+  p.q = qf.data(); p.q_dtype = DType::F32; p.B = B; p.Lq = Lq; p.D = D;
+  p.values = vbits.data(); p.T = T; p.starts = starts.data(); p.lengths = lengths.data(); p.N = N;
+  for (DType mode : {DType::BITS_PM1, DType::BITS_01}) {
+    p.v_dtype = mode;
+    compare_isas("maxsim_bits", B * N, [&](float* out) { maxsim::scores(p, out, 2); });
+  }
+  p.q = qbits.data();
+  std::vector<float> ham(B * N);
+  compare_isas("hamming", B * N, [&](float* out) { maxsim::hamming_scores(p, out, 2); });
+  // And against the definition, straight from the float vectors' signs.
+  maxsim::hamming_scores(p, ham.data(), 2);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t n = 0; n < N; ++n) {
+      double total = 0;
+      for (int64_t i = 0; i < Lq && lengths[n] > 0; ++i) {
+        int64_t best = -D - 1;
+        for (int64_t j = 0; j < lengths[n]; ++j) {
+          int64_t dot = 0;
+          for (int64_t k = 0; k < D; ++k)
+            dot += ((qf[(b * Lq + i) * D + k] > 0) == (vf[(starts[n] + j) * D + k] > 0)) ? 1 : -1;
+          best = dot > best ? dot : best;
+        }
+        total += static_cast<double>(best);
+      }
+      if (ham[b * N + n] != static_cast<float>(total)) {
+        std::printf("FAIL hamming definition D=%lld: %g != %g\n", (long long)D, ham[b * N + n], total);
+        ++failures;
+      }
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -111,6 +190,10 @@ int main() {
           ++cases;
         }
   run_case({1, 32, 128, {1025, 0, 6}, DType::F32, false}, rng);
+  for (int64_t D : {1, 7, 8, 9, 64, 65, 128, 130, 256, 300}) {
+    run_bits_case(2, 5, D, {0, 1, 3, 17, 300, 5}, rng);
+    ++cases;
+  }
   // Validation must reject out-of-range documents before any read.
   maxsim::Problem bad;
   std::vector<float> v(8), q(8), out(1);

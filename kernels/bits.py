@@ -1,0 +1,457 @@
+"""Binary quantisation on CUDA (Triton): sign-bit packing, float x bits MaxSim, hamming MaxSim.
+
+Bits follow colkern/ops/bits.py (numpy.packbits order): bit = x > 0, MSB first within each byte,
+ceil(dim / 8) bytes per vector, padding bits 0. A corpus is a uint8 matrix `bits [T, nbytes]` plus
+per-document `starts` / `lengths` (int64 [N]); programs read their document's rows straight from
+it with masked loads, so ragged corpora need no padding copy.
+
+    pack_bits_triton(x [R, D])                          -> uint8 [R, ceil(D/8)]
+    maxsim_bits_triton(Q [B, Lq, dim], ..., mode)       -> float32 [B, N]
+        sum over valid query tokens of max over doc rows of q . u, u = 2b - 1 ("pm1") or b ("01")
+    maxsim_hamming_triton(Q_bits [B, Lq, nbytes], ...)  -> float32 [B, N]
+        the same with binary queries: q . u = dim - 2 * popcount(q XOR d), exact integers
+
+MaxSim conventions are those of kernels/maxsim.py: fp32 accumulation and output, masked query
+tokens contribute nothing, an empty document scores 0, a NaN product makes its query token's max
+(hence the score) NaN. References: pack_bits_ref, maxsim_bits_ref, maxsim_hamming_ref.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+_NUM_WARPS = 4
+_TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+_MODES = ("pm1", "01")
+
+# pack_bits tiling: a program packs BLOCK_R rows x BLOCK_B bytes, read as one
+# [BLOCK_R, BLOCK_B, 8] tile (~_PACK_TILE elements: 32 fp32 registers per thread at 4 warps).
+# Rows are contiguous in memory, so the tile is a coalesced load; short vectors get more rows.
+_PACK_TILE = 4096
+_PACK_MAX_BLOCK_B = 64
+
+# maxsim_bits tiling: as kernels/maxsim.py (BLOCK_Q x BLOCK_N fp32 accumulator, dims >= 16 for
+# tl.dot). The document tile is expanded from bits in registers, so only 1/16 (fp16/bf16) or 1/32
+# (fp32) of the bytes of a float corpus are read from memory.
+_BLOCK_N = 64
+_MAX_BLOCK_Q = 64
+_MAX_BLOCK_D = 128
+
+# maxsim_hamming tiling: a program XORs a [BLOCK_Q, BLOCK_N, BLOCK_W] tile of 32-bit words (every
+# query token against every document row, BLOCK_W words of each) and popcounts it; ~_HAM_TILE
+# words keeps that and its SWAR temporaries in registers. No tensor cores, so no >= 16 floors.
+_HAM_TILE = 4096
+_HAM_MAX_BLOCK_Q = 32
+_HAM_MAX_BLOCK_W = 8
+_HAM_MIN_BLOCK_N = 16
+_HAM_MAX_BLOCK_N = 64
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+# ---------------------------------------------------------------------------------------------
+# pack_bits
+
+
+@triton.jit
+def _pack_bits_kernel(x_ptr, out_ptr, R, D, NB, BLOCK_R: tl.constexpr, BLOCK_B: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)  # rows on axis 0: R may be huge
+    byts = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
+    bit = tl.arange(0, 8)
+    cols = byts[None, :, None] * 8 + bit[None, None, :]  # [1, BLOCK_B, 8] input columns
+    row_ok = rows < R
+    rows64 = rows.to(tl.int64)  # R * D may exceed int32
+    x = tl.load(x_ptr + rows64[:, None, None] * D + cols,
+                mask=row_ok[:, None, None] & (cols < D), other=0.0)
+    # Compared in fp32: exact for every input dtype, free on a GPU, and right in the interpreter,
+    # which holds bf16 as raw bit patterns (a negative bf16 would compare > 0 there). -0.0 and
+    # NaN give bit 0, padding columns (loaded as 0) too.
+    b = (x.to(tl.float32) > 0).to(tl.int32)
+    # MSB first: column 8k + j carries weight 2^(7 - j) in byte k; the distinct powers sum to an OR.
+    byte = tl.sum(b << (7 - bit)[None, None, :], axis=2)
+    tl.store(out_ptr + rows64[:, None] * NB + byts[None, :], byte.to(tl.uint8),
+             mask=row_ok[:, None] & (byts < NB)[None, :])
+
+
+def _pack_config(D: int) -> dict:
+    nb = (D + 7) // 8
+    block_b = min(_PACK_MAX_BLOCK_B, triton.next_power_of_2(nb))
+    return dict(BLOCK_R=max(1, _PACK_TILE // (8 * block_b)), BLOCK_B=block_b)
+
+
+def pack_bits_triton(x: Tensor) -> Tensor:
+    """Sign bits of x packed 8 per byte (bit = x > 0, MSB first, padding bits 0).
+
+    x: [R, D] contiguous, float32 / float16 / bfloat16 (callers flatten leading dims).
+    -> uint8 [R, ceil(D/8)], on x's device.
+    """
+    R, D = x.shape
+    NB = (D + 7) // 8
+    out = torch.empty(R, NB, dtype=torch.uint8, device=x.device)
+    if R == 0 or D == 0:
+        return out  # an empty grid cannot be launched, and there is nothing to compute
+    cfg = _pack_config(D)
+    grid = (triton.cdiv(R, cfg["BLOCK_R"]), triton.cdiv(NB, cfg["BLOCK_B"]))
+    _pack_bits_kernel[grid](x, out, R, D, NB, num_warps=_NUM_WARPS, **cfg)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# float x bits MaxSim
+
+
+@triton.jit
+def _expand_bits(bits_ptr, row_off, col_ok, dd, dk, PM1: tl.constexpr):
+    """[BLOCK_N, BLOCK_D] int32 document tile from packed rows: +-1 (PM1) or {0, 1} per bit.
+    Each byte is loaded once per bit it holds; the 8 loads of a byte hit the same cache line, so
+    memory traffic stays one byte per 8 dimensions."""
+    byte = tl.load(bits_ptr + row_off[:, None] + (dd // 8)[None, :],
+                   mask=col_ok[:, None] & dk[None, :], other=0)
+    b = (byte.to(tl.int32) >> (7 - dd % 8)[None, :]) & 1
+    if PM1:
+        b = 2 * b - 1
+    return b
+
+
+@triton.jit
+def _maxsim_bits_kernel(q_ptr, qmask_ptr, bits_ptr, starts_ptr, lengths_ptr, out_ptr, Lq, D, NB, N,
+                        HAS_MASK: tl.constexpr, PM1: tl.constexpr, IEEE: tl.constexpr,
+                        UPCAST: tl.constexpr, ONE_D_CHUNK: tl.constexpr, BLOCK_Q: tl.constexpr,
+                        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    n = tl.program_id(0)  # documents on axis 0: N may exceed the 65535 limit of axes 1 and 2
+    b = tl.program_id(1).to(tl.int64)
+    start = tl.load(starts_ptr + n)  # int64: row offsets into a large corpus overflow int32
+    length = tl.load(lengths_ptr + n)
+    offs_q = tl.arange(0, BLOCK_Q)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    q_base = q_ptr + b * Lq * D
+
+    total = tl.zeros([BLOCK_Q], dtype=tl.float32)
+    for q0 in range(0, Lq, BLOCK_Q):
+        rows = q0 + offs_q
+        row_ok = rows < Lq
+        if HAS_MASK:
+            keep = tl.load(qmask_ptr + b * Lq + rows, mask=row_ok, other=0)
+            row_ok = row_ok & (keep != 0)
+        if ONE_D_CHUNK:
+            # dim <= BLOCK_D (the common case): the query tile is loaded once per query block.
+            d_ok = offs_d < D
+            q_tile = tl.load(q_base + rows[:, None] * D + offs_d[None, :],
+                             mask=row_ok[:, None] & d_ok[None, :], other=0.0)
+            if UPCAST:
+                q_tile = q_tile.to(tl.float32)
+
+        best = tl.full([BLOCK_Q], float("-inf"), dtype=tl.float32)
+        # tl.max / tl.maximum may drop NaN (they lower to max-num): NaN products are counted
+        # separately and re-imposed after the document loop.
+        nans = tl.zeros([BLOCK_Q], dtype=tl.int32)
+        for j0 in range(0, length, BLOCK_N):
+            cols = j0 + offs_n
+            col_ok = cols < length
+            row_off = (start + cols) * NB
+            acc = tl.zeros([BLOCK_Q, BLOCK_N], dtype=tl.float32)
+            if ONE_D_CHUNK:
+                # Padding dims expand to -1 in pm1 mode; the query's padding is exactly 0 there.
+                # Built in the dot's dtype (Q's, or fp32 when upcast): small integers, exact in
+                # fp16 / bf16 / fp32, so the tensor-core products are exact too.
+                v = _expand_bits(bits_ptr, row_off, col_ok, offs_d, d_ok, PM1).to(q_tile.dtype)
+                if IEEE:
+                    acc = tl.dot(q_tile, tl.trans(v), acc, input_precision="ieee")
+                else:
+                    acc = tl.dot(q_tile, tl.trans(v), acc)
+            else:
+                for d0 in range(0, D, BLOCK_D):
+                    dd = d0 + offs_d
+                    dk = dd < D
+                    q = tl.load(q_base + rows[:, None] * D + dd[None, :],
+                                mask=row_ok[:, None] & dk[None, :], other=0.0)
+                    if UPCAST:
+                        q = q.to(tl.float32)
+                    v = _expand_bits(bits_ptr, row_off, col_ok, dd, dk, PM1).to(q.dtype)
+                    if IEEE:
+                        acc = tl.dot(q, tl.trans(v), acc, input_precision="ieee")
+                    else:
+                        acc = tl.dot(q, tl.trans(v), acc)
+            # Rows past the document's end expand to -1 / 0: their products must be -inf before
+            # the max, never a value that could beat the real rows or inject a NaN (inf * 0).
+            s = tl.where(col_ok[None, :], acc, float("-inf"))
+            nans += tl.sum((s != s).to(tl.int32), axis=1)
+            best = tl.maximum(best, tl.max(s, axis=1))
+        tok = tl.where(nans > 0, float("nan"), best)
+        # tl.where, not a multiply by the mask: a masked token's -inf or NaN must not leak.
+        total += tl.where(row_ok, tok, 0.0)
+
+    # An empty document leaves every max at -inf; it scores 0 (the empty sum).
+    score = tl.where(length > 0, tl.sum(total, axis=0), 0.0)
+    tl.store(out_ptr + b * N + n, score)
+
+
+def _bits_config(Lq: int, dim: int, dtype: torch.dtype, mode: str, interpret: bool) -> dict:
+    block_q = min(_MAX_BLOCK_Q, max(16, triton.next_power_of_2(Lq)))
+    block_d = min(_MAX_BLOCK_D, max(16, triton.next_power_of_2(dim)))
+    # The Triton interpreter computes tl.dot on bf16 tiles wrongly (numpy has no bfloat16, so the
+    # raw bit patterns get multiplied); there, bf16 query tiles are upcast to fp32 and the bits
+    # expanded in fp32, which is exact and matches a GPU's fp32 accumulation. Compiled kernels
+    # never upcast.
+    upcast = interpret and dtype == torch.bfloat16
+    return dict(
+        PM1=mode == "pm1",
+        # fp32 queries: IEEE fp32 products, not TF32 (10-bit mantissa), since users who keep fp32
+        # queries expect fp32 accuracy. fp16/bf16 x {+-1, 0, 1} products are exact anyway.
+        IEEE=dtype == torch.float32 or upcast,
+        UPCAST=upcast, ONE_D_CHUNK=dim <= block_d,
+        BLOCK_Q=block_q, BLOCK_N=_BLOCK_N, BLOCK_D=block_d,
+    )
+
+
+def maxsim_bits_triton(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
+                       lengths: Tensor, dim: int, mode: str) -> Tensor:
+    """MaxSim of float queries against packed-bit documents.
+
+    Q: [B, Lq, dim] contiguous, float32 / float16 / bfloat16.
+    q_mask: bool [B, Lq] contiguous, or None (every token valid).
+    bits: uint8 [T, ceil(dim/8)] contiguous; document n is bits[starts[n]:starts[n]+lengths[n]].
+    starts, lengths: int64 [N].
+    mode: "pm1" (bits read as +-1) or "01" (read as {0, 1}).
+    -> float32 [B, N]. Inputs are otherwise assumed validated (the op checks them).
+    """
+    if mode not in _MODES:
+        raise ValueError(f"maxsim_bits: mode must be 'pm1' or '01', got {mode!r}")
+    B, Lq, _ = Q.shape
+    N = starts.shape[0]
+    NB = (dim + 7) // 8
+    out = torch.empty(B, N, dtype=torch.float32, device=Q.device)
+    if B == 0 or N == 0:
+        return out  # an empty grid cannot be launched, and there is nothing to compute
+    mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
+    _maxsim_bits_kernel[(N, B)](Q, mask, bits, starts, lengths, out, Lq, dim, NB, N,
+                                HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
+                                **_bits_config(Lq, dim, Q.dtype, mode, _interpreting()))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# hamming MaxSim
+
+
+@triton.jit
+def _popcount32(x):
+    """Set bits per element of a uint32 tensor (SWAR: 2-, 4-, 8-bit partial sums, then the bytes
+    added by shifts, with no multiply that could wrap). Portable, unlike libdevice's popc, which
+    the interpreter lacks."""
+    x = x - ((x >> 1) & 0x55555555)
+    x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F
+    x = x + (x >> 8)
+    x = x + (x >> 16)
+    return (x & 0x3F).to(tl.int32)
+
+
+@triton.jit
+def _load_words(ptr, row_off, row_ok, w, NB, WORDS: tl.constexpr):
+    """[R, BLOCK_W] uint32 words (w: word indices) of packed rows starting at `row_off` (elements
+    of ptr). WORDS: ptr is int32 over rows of NB // 4 words. Otherwise ptr is uint8 and each word
+    is assembled from up to 4 bytes (the last word of a row is zero padded, as are missing rows):
+    any nbytes works. The byte order inside a word is irrelevant to a popcount of a XOR."""
+    if WORDS:
+        x = tl.load(ptr + row_off[:, None] + w[None, :],
+                    mask=row_ok[:, None] & (w < NB // 4)[None, :], other=0)
+        x = x.to(tl.uint32, bitcast=True)
+    else:
+        k = tl.arange(0, 4)
+        byte_idx = w[None, :, None] * 4 + k[None, None, :]  # [1, BLOCK_W, 4]
+        by = tl.load(ptr + row_off[:, None, None] + byte_idx,
+                     mask=row_ok[:, None, None] & (byte_idx < NB), other=0)
+        # Distinct byte lanes: the sum is an OR.
+        x = tl.sum(by.to(tl.uint32) << (8 * k).to(tl.uint32)[None, None, :], axis=2)
+    return x
+
+
+@triton.jit
+def _maxsim_hamming_kernel(q_ptr, qmask_ptr, bits_ptr, starts_ptr, lengths_ptr, out_ptr, Lq, D, NB,
+                           N, HAS_MASK: tl.constexpr, WORDS: tl.constexpr,
+                           ONE_W_CHUNK: tl.constexpr, BLOCK_Q: tl.constexpr,
+                           BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
+    n = tl.program_id(0)  # documents on axis 0: N may exceed the 65535 limit of axes 1 and 2
+    b = tl.program_id(1).to(tl.int64)
+    start = tl.load(starts_ptr + n)  # int64: row offsets into a large corpus overflow int32
+    length = tl.load(lengths_ptr + n)
+    offs_q = tl.arange(0, BLOCK_Q)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_w = tl.arange(0, BLOCK_W)
+    # Row stride in elements of the pointers: words when WORDS, bytes otherwise.
+    if WORDS:
+        RS = NB // 4
+    else:
+        RS = NB
+    NW = (NB + 3) // 4  # 32-bit words per vector
+
+    # Integer state throughout: every score is exact. Per-token maxima are in [-D, D], so -D - 1
+    # marks "no row yet"; the sum over tokens is int64 (Lq * D could pass int32).
+    total = tl.zeros([BLOCK_Q], dtype=tl.int64)
+    for q0 in range(0, Lq, BLOCK_Q):
+        rows = q0 + offs_q
+        row_ok = rows < Lq
+        if HAS_MASK:
+            keep = tl.load(qmask_ptr + b * Lq + rows, mask=row_ok, other=0)
+            row_ok = row_ok & (keep != 0)
+        q_off = (b * Lq + rows) * RS
+        if ONE_W_CHUNK:
+            # The whole query tile fits: loaded once per query block, not once per doc block.
+            q_words = _load_words(q_ptr, q_off, row_ok, offs_w, NB, WORDS)
+
+        best = tl.zeros([BLOCK_Q], dtype=tl.int32) - D - 1
+        for j0 in range(0, length, BLOCK_N):
+            cols = j0 + offs_n
+            col_ok = cols < length
+            d_off = (start + cols) * RS
+            if ONE_W_CHUNK:
+                d_words = _load_words(bits_ptr, d_off, col_ok, offs_w, NB, WORDS)
+                ham = tl.sum(_popcount32(q_words[:, None, :] ^ d_words[None, :, :]), axis=2)
+            else:
+                ham = tl.zeros([BLOCK_Q, BLOCK_N], dtype=tl.int32)
+                for w0 in range(0, NW, BLOCK_W):
+                    w = w0 + offs_w
+                    qw = _load_words(q_ptr, q_off, row_ok, w, NB, WORDS)
+                    dw = _load_words(bits_ptr, d_off, col_ok, w, NB, WORDS)
+                    ham += tl.sum(_popcount32(qw[:, None, :] ^ dw[None, :, :]), axis=2)
+            # Padding bits are 0 in both vectors (and missing words are zero-filled), so they
+            # never count. Rows past the document's end must not take part in the max.
+            s = tl.where(col_ok[None, :], D - 2 * ham, -D - 1)
+            best = tl.maximum(best, tl.max(s, axis=1))
+        total += tl.where(row_ok, best, 0).to(tl.int64)
+
+    # An empty document scores 0 (the empty sum); one rounding to fp32, as the reference does.
+    score = tl.where(length > 0, tl.sum(total, axis=0), 0)
+    tl.store(out_ptr + b * N + n, score.to(tl.float32))
+
+
+def _hamming_config(Lq: int, dim: int, words: bool) -> dict:
+    nw = ((dim + 7) // 8 + 3) // 4
+    block_w = min(_HAM_MAX_BLOCK_W, triton.next_power_of_2(nw))
+    block_q = min(_HAM_MAX_BLOCK_Q, triton.next_power_of_2(Lq))
+    block_n = min(_HAM_MAX_BLOCK_N, max(_HAM_MIN_BLOCK_N, _HAM_TILE // (block_q * block_w)))
+    return dict(WORDS=words, ONE_W_CHUNK=nw <= block_w, BLOCK_Q=block_q, BLOCK_N=block_n,
+                BLOCK_W=block_w)
+
+
+def _as_words(t: Tensor) -> Optional[Tensor]:
+    """t (uint8, last dim a multiple of 4 bytes, contiguous) viewed as int32 words, or None where
+    the storage offset is not 4-byte aligned (the kernel then assembles words from bytes)."""
+    if t.shape[-1] % 4 or t.storage_offset() % 4:
+        return None
+    try:
+        return t.view(torch.int32)
+    except RuntimeError:
+        return None
+
+
+def maxsim_hamming_triton(Q_bits: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
+                          lengths: Tensor, dim: int) -> Tensor:
+    """Hamming MaxSim of packed-bit queries against packed-bit documents.
+
+    Q_bits: uint8 [B, Lq, ceil(dim/8)] contiguous.
+    q_mask: bool [B, Lq] contiguous, or None (every token valid).
+    bits: uint8 [T, ceil(dim/8)] contiguous; document n is bits[starts[n]:starts[n]+lengths[n]].
+    starts, lengths: int64 [N].
+    -> float32 [B, N]: per valid query token max over the document's rows of
+       dim - 2 * popcount(q XOR d), summed (integers, exact up to 2^24).
+    """
+    B, Lq, NB = Q_bits.shape
+    N = starts.shape[0]
+    out = torch.empty(B, N, dtype=torch.float32, device=Q_bits.device)
+    if B == 0 or N == 0:
+        return out  # an empty grid cannot be launched, and there is nothing to compute
+    # nbytes % 4 == 0 (dim 32, 64, 96, 128, ...): read whole int32 words, 4x fewer loads.
+    qw, dw = _as_words(Q_bits), _as_words(bits)
+    words = qw is not None and dw is not None
+    q_arg, d_arg = (qw, dw) if words else (Q_bits, bits)
+    mask = q_mask if q_mask is not None else Q_bits  # placeholder pointer, never read
+    _maxsim_hamming_kernel[(N, B)](q_arg, mask, d_arg, starts, lengths, out, Lq, dim, NB, N,
+                                   HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
+                                   **_hamming_config(Lq, dim, words))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Ahead-of-time compilation: checks that the kernels lower to PTX / cubin for a GPU this machine
+# need not have. Must run in a process where TRITON_INTERPRET was not set when Triton was
+# imported (@triton.jit then yields an interpreter function, which cannot be compiled).
+
+
+def _compile(fn, signature: dict, constexprs: dict, target) -> str:
+    from triton.compiler import ASTSource
+
+    signature = dict(signature, **{k: "constexpr" for k in constexprs})
+    src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+    compiled = triton.compile(src, target=target, options={"num_warps": _NUM_WARPS})
+    cubin = compiled.asm.get("cubin", b"")
+    if not cubin:
+        raise RuntimeError(f"aot_compile_all: no cubin for {fn.__name__} sm_{target.arch}")
+    return f"{len(cubin)} B cubin, {compiled.metadata.shared} B shared memory"
+
+
+def aot_compile_all(arch: int) -> List[str]:
+    """Compiles every kernel of this module for CUDA sm_`arch` over representative configs:
+    pack_bits per dtype (one and several byte blocks); maxsim_bits per dtype with and without
+    q_mask, both modes, one and several D chunks; maxsim_hamming with word and byte loads, with
+    and without q_mask, one and several word chunks. Raises on any lowering error; returns one
+    line per compiled variant."""
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime.jit import JITFunction
+
+    if not isinstance(_maxsim_bits_kernel, JITFunction):
+        raise RuntimeError("aot_compile_all: kernels were built for the interpreter "
+                           "(TRITON_INTERPRET=1); run it in a fresh process without it")
+    target = GPUTarget("cuda", arch, 32)
+    done = []
+
+    # One byte block of a short / medium vector, and several 64-byte blocks (D = 1024).
+    for dtype, D in [(torch.float16, 7), (torch.bfloat16, 130), (torch.float32, 1024)]:
+        tl_name = _TL_DTYPES[dtype]
+        cfg = _pack_config(D)
+        sig = {"x_ptr": f"*{tl_name}", "out_ptr": "*u8", "R": "i32", "D": "i32", "NB": "i32"}
+        info = _compile(_pack_bits_kernel, sig, cfg, target)
+        done.append(f"_pack_bits_kernel sm_{arch} {tl_name} D={D}: {info}")
+
+    # Each dtype x mode, with and without q_mask, one D chunk and several.
+    variants = [(torch.float32, "pm1", True, 32, 128), (torch.float32, "01", False, 3, 130),
+                (torch.float16, "pm1", False, 32, 128), (torch.float16, "01", True, 1, 130),
+                (torch.bfloat16, "01", True, 32, 96), (torch.bfloat16, "pm1", False, 33, 130)]
+    for dtype, mode, has_mask, Lq, D in variants:
+        tl_name = _TL_DTYPES[dtype]
+        cfg = dict(HAS_MASK=has_mask, **_bits_config(Lq, D, dtype, mode, interpret=False))
+        sig = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1", "bits_ptr": "*u8", "starts_ptr": "*i64",
+               "lengths_ptr": "*i64", "out_ptr": "*fp32", "Lq": "i32", "D": "i32", "NB": "i32",
+               "N": "i32"}
+        info = _compile(_maxsim_bits_kernel, sig, cfg, target)
+        done.append(f"_maxsim_bits_kernel sm_{arch} {tl_name} {mode} mask={has_mask} Lq={Lq} "
+                    f"D={D}: {info}")
+
+    # Word loads (nbytes % 4 == 0) and byte loads, one word chunk and several, tiny Lq and dim.
+    for words, has_mask, Lq, D in [(True, True, 32, 128), (True, False, 32, 1024),
+                                   (False, False, 32, 130), (False, True, 1, 2000)]:
+        cfg = dict(HAS_MASK=has_mask, **_hamming_config(Lq, D, words))
+        ptr = "*i32" if words else "*u8"
+        sig = {"q_ptr": ptr, "qmask_ptr": "*i1", "bits_ptr": ptr, "starts_ptr": "*i64",
+               "lengths_ptr": "*i64", "out_ptr": "*fp32", "Lq": "i32", "D": "i32", "NB": "i32",
+               "N": "i32"}
+        info = _compile(_maxsim_hamming_kernel, sig, cfg, target)
+        done.append(f"_maxsim_hamming_kernel sm_{arch} words={words} mask={has_mask} Lq={Lq} "
+                    f"D={D}: {info}")
+    return done
+
+
+if __name__ == "__main__":  # python -m colkern.triton_kernels.bits 80 90
+    import sys
+
+    for a in sys.argv[1:] or ["80", "90"]:
+        print("\n".join(aot_compile_all(int(a))))
