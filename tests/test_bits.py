@@ -86,7 +86,7 @@ def test_float_x_bits_equals_float_maxsim_on_signs(isa):
     torch.testing.assert_close(colkern.maxsim_bits(Q, docs, dim=dim), colkern.maxsim(Q, signs), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("dim", DIMS + [256, 300])
+@pytest.mark.parametrize("dim", DIMS + [64, 192, 256, 300])
 def test_hamming_exact(isa, dim):
     docs = bit_corpus([0, 1, 3, 17, 97, 5], dim, seed=dim)
     Q_bits = colkern.pack_bits(rand((3, 9, dim), seed=2))
