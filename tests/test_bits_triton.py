@@ -11,9 +11,6 @@ import os
 # Must precede the kernel module's import: @triton.jit reads it when the kernel is defined.
 os.environ["TRITON_INTERPRET"] = "1"
 
-import importlib  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -21,6 +18,7 @@ import torch  # noqa: E402
 
 import colkern  # noqa: E402
 from colkern.ops.bits import maxsim_bits_ref, maxsim_hamming_ref, n_bytes, pack_bits_ref  # noqa: E402
+from triton_support import aot_compile, load_interpreted, packed  # noqa: E402
 
 pytest.importorskip("triton")
 
@@ -33,26 +31,9 @@ RTOL = 1e-5
 DOC_LENGTHS = [0, 1, 3, 17, 97, 0, 64]  # 97: two document blocks of 64 rows; 0: empty documents
 
 
-def _load_kernel_module():
-    name = "colkern.triton_kernels.bits"
-    mod = importlib.import_module(name)
-    from triton.runtime.interpreter import InterpretedFunction
-
-    if not isinstance(mod._maxsim_bits_kernel, InterpretedFunction):
-        # Imported earlier in this process without TRITON_INTERPRET: rebuild for the interpreter.
-        mod = importlib.reload(mod)
-    assert isinstance(mod._maxsim_bits_kernel, InterpretedFunction)
-    return mod
+K = load_interpreted("bits", "_maxsim_bits_kernel")
 
 
-K = _load_kernel_module()
-
-
-def packed(docs):
-    p = colkern.pack(docs)
-    starts = p.offsets[:-1].contiguous()
-    lengths = (p.offsets[1:] - p.offsets[:-1]).contiguous()
-    return p.values, starts, lengths
 
 
 def bit_docs(lengths, D, seed):
@@ -313,11 +294,6 @@ def test_hamming_empty_inputs_do_not_launch(monkeypatch):
 
 
 def test_aot_compile_sm80_sm90(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")  # compile for real, not from a cache
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    code = ("import sys; from colkern.triton_kernels.bits import aot_compile_all; "
-            "print('\\n'.join(aot_compile_all(int(sys.argv[1]))))")
     # A copy of the module with a deliberate error (the expanded bits left as int32 for tl.dot):
     # aot_compile_all must raise, not skip the variant.
     src = open(K.__file__).read()
@@ -328,18 +304,9 @@ def test_aot_compile_sm80_sm90(tmp_path):
                 "try:\n    bits_broken.aot_compile_all(int(sys.argv[1]))\n"
                 "except Exception as e:\n    print('RAISED', type(e).__name__, str(e)[-300:])\n"
                 "else:\n    print('NO ERROR')")
-    # All at once: compilation is single-threaded and dominates this file's time.
-    cmds = {"sm_80": [code, "80"], "sm_90": [code, "90"], "broken": [bad_code, "80", str(tmp_path)]}
-    procs = {name: subprocess.Popen([sys.executable, "-c", *args], env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for name, args in cmds.items()}
-    outs = {}
-    for name, p in procs.items():
-        outs[name], _ = p.communicate(timeout=600)
-        assert p.returncode == 0, f"{name} AOT compile failed:\n{outs[name][-6000:]}"
+    outs = aot_compile(tmp_path, "bits", extra={"broken": [bad_code, "80", str(tmp_path)]})
     for arch in ("sm_80", "sm_90"):
         out = outs[arch]
-        assert f"{arch}" in out and "cubin" in out, out
         assert out.count("_pack_bits_kernel") == 3, out
         assert out.count("_maxsim_bits_kernel") == 6, out
         assert out.count("_maxsim_hamming_kernel") == 4, out

@@ -7,15 +7,13 @@ import os
 # Must precede the kernel module's import: @triton.jit reads it when the kernel is defined.
 os.environ["TRITON_INTERPRET"] = "1"
 
-import importlib  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import colkern  # noqa: E402
 from colkern.ops.maxsim import chunked_topk, maxsim_ref  # noqa: E402
+from triton_support import aot_compile, load_interpreted, packed  # noqa: E402
 
 pytest.importorskip("triton")
 
@@ -26,26 +24,9 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 RTOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-3}
 
 
-def _load_kernel_module():
-    name = "colkern.triton_kernels.maxsim"
-    mod = importlib.import_module(name)
-    from triton.runtime.interpreter import InterpretedFunction
-
-    if not isinstance(mod._maxsim_fwd_kernel, InterpretedFunction):
-        # Imported earlier in this process without TRITON_INTERPRET: rebuild for the interpreter.
-        mod = importlib.reload(mod)
-    assert isinstance(mod._maxsim_fwd_kernel, InterpretedFunction)
-    return mod
+K = load_interpreted("maxsim", "_maxsim_fwd_kernel")
 
 
-K = _load_kernel_module()
-
-
-def packed(docs):
-    p = colkern.pack(docs)
-    starts = p.offsets[:-1].contiguous()
-    lengths = (p.offsets[1:] - p.offsets[:-1]).contiguous()
-    return p.values, starts, lengths
 
 
 def make(B, Lq, lengths, D, dtype, seed=0):
@@ -204,16 +185,4 @@ def test_chunked_topk_with_triton_scores_matches_cpu_topk():
 
 
 def test_aot_compile_sm80_sm90(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")  # compile for real, not from a cache
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    code = ("import sys; from colkern.triton_kernels.maxsim import aot_compile_all; "
-            "print('\\n'.join(aot_compile_all(int(sys.argv[1]))))")
-    # Both architectures at once: compilation is single-threaded and dominates this file's time.
-    procs = {arch: subprocess.Popen([sys.executable, "-c", code, str(arch)], env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for arch in (80, 90)}
-    for arch, p in procs.items():
-        out, _ = p.communicate(timeout=600)
-        assert p.returncode == 0, f"sm_{arch} AOT compile failed:\n{out[-6000:]}"
-        assert f"sm_{arch}" in out and "cubin" in out, out
+    aot_compile(tmp_path, "maxsim")

@@ -10,15 +10,13 @@ import os
 # Must precede the kernel module's import: @triton.jit reads it when the kernel is defined.
 os.environ["TRITON_INTERPRET"] = "1"
 
-import importlib  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import colkern  # noqa: E402, F401  (registers torch.ops.colkern.patch_pool)
 from colkern.ops.patch_pool import pool_rows_ref  # noqa: E402
+from triton_support import aot_compile, load_interpreted  # noqa: E402
 
 pytest.importorskip("triton")
 
@@ -34,19 +32,7 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 RTOL = 1e-5
 
 
-def _load_kernel_module():
-    name = "colkern.triton_kernels.patch_pool"
-    mod = importlib.import_module(name)
-    from triton.runtime.interpreter import InterpretedFunction
-
-    if not isinstance(mod._patch_pool_fwd_kernel, InterpretedFunction):
-        # Imported earlier in this process without TRITON_INTERPRET: rebuild for the interpreter.
-        mod = importlib.reload(mod)
-    assert isinstance(mod._patch_pool_fwd_kernel, InterpretedFunction)
-    return mod
-
-
-K = _load_kernel_module()
+K = load_interpreted("patch_pool", "_patch_pool_fwd_kernel")
 
 
 def run(values, starts, lengths, correction, cpu_op=True):
@@ -276,17 +262,6 @@ def test_large_correction_and_bad_correction():
 
 
 def test_aot_compile_sm80_sm90(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")  # compile for real, not from a cache
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    code = ("import sys; from colkern.triton_kernels.patch_pool import aot_compile_all; "
-            "print('\\n'.join(aot_compile_all(int(sys.argv[1]))))")
-    # Both architectures at once: compilation is single-threaded and dominates this test's time.
-    procs = {arch: subprocess.Popen([sys.executable, "-c", code, str(arch)], env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-             for arch in (80, 90)}
-    for arch, p in procs.items():
-        out, _ = p.communicate(timeout=600)
-        assert p.returncode == 0, f"sm_{arch} AOT compile failed:\n{out[-6000:]}"
-        assert f"sm_{arch}" in out and "cubin" in out, out
-        assert out.count("_patch_pool_fwd_kernel") == 3 * len(DTYPES), out
+    outs = aot_compile(tmp_path, "patch_pool")
+    for arch in ("sm_80", "sm_90"):
+        assert outs[arch].count("_patch_pool_fwd_kernel") == 3 * len(DTYPES), outs[arch]

@@ -135,9 +135,10 @@ def patch_pool_case(pages: int = 64, patches: int = 1024, D: int = 2048,
 def cases(quick: bool) -> List[Case]:
     if quick:
         return [colpali_pages_case(n_docs=200), ragged_case(n_docs=2000),
-                multi_query_case(n_queries=8, n_docs=100), patch_pool_case(pages=16, D=2048),
+                multi_query_case(n_queries=8, n_docs=100), bits_case(n_docs=200),
+                patch_pool_case(pages=16, D=2048),
                 patch_pool_case(pages=16, D=2048, dtype=torch.bfloat16)]
-    return [colpali_pages_case(), ragged_case(), multi_query_case(), patch_pool_case(D=2048),
+    return [colpali_pages_case(), ragged_case(), multi_query_case(), bits_case(), patch_pool_case(D=2048),
             patch_pool_case(D=128), patch_pool_case(D=2048, dtype=torch.bfloat16),
             patch_pool_case(D=128, dtype=torch.bfloat16)]
 

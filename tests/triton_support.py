@@ -1,0 +1,53 @@
+"""Shared plumbing of the Triton test files: loading a kernel module under the interpreter,
+ragged test corpora, and the ahead-of-time compile for real GPUs in subprocesses.
+
+Each test file sets TRITON_INTERPRET=1 before anything imports triton, because @triton.jit reads
+it when a kernel is defined; the AOT compile must run where it was never set.
+"""
+import importlib
+import os
+import subprocess
+import sys
+
+import colkern
+
+
+def load_interpreted(module_name: str, kernel_name: str):
+    """Imports colkern.triton_kernels.<module_name> with its kernels as interpreter functions."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    mod = importlib.import_module(f"colkern.triton_kernels.{module_name}")
+    if not isinstance(getattr(mod, kernel_name), InterpretedFunction):
+        # Imported earlier in this process without TRITON_INTERPRET: rebuild for the interpreter.
+        mod = importlib.reload(mod)
+    assert isinstance(getattr(mod, kernel_name), InterpretedFunction)
+    return mod
+
+
+def packed(docs):
+    """A list of [L_i, D] tensors -> (values, starts, lengths) as the kernels take them."""
+    p = colkern.pack(docs)
+    return p.values, p.offsets[:-1].contiguous(), (p.offsets[1:] - p.offsets[:-1]).contiguous()
+
+
+def aot_compile(tmp_path, module_name: str, extra=None) -> dict:
+    """Runs aot_compile_all of the module for sm_80 and sm_90 (plus `extra`: name -> [code,
+    args...]) in parallel subprocesses without TRITON_INTERPRET and with an empty cache, so
+    every variant is really compiled. Asserts each exits 0; returns name -> output."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    code = (f"import sys; from colkern.triton_kernels.{module_name} import aot_compile_all; "
+            "print('\\n'.join(aot_compile_all(int(sys.argv[1]))))")
+    cmds = {"sm_80": [code, "80"], "sm_90": [code, "90"], **(extra or {})}
+    # All at once: compilation is single-threaded and dominates the Triton tests' time.
+    procs = {name: subprocess.Popen([sys.executable, "-c", *args], env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for name, args in cmds.items()}
+    outs = {}
+    for name, p in procs.items():
+        outs[name], _ = p.communicate(timeout=600)
+        assert p.returncode == 0, f"{name} AOT compile failed:\n{outs[name][-6000:]}"
+    for arch in ("sm_80", "sm_90"):
+        assert arch in outs[arch] and "cubin" in outs[arch], outs[arch]
+    return outs
