@@ -148,6 +148,22 @@ def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
     return docs.contiguous().view(N * Ld, D), starts, lengths.contiguous()
 
 
+def normalize_q_mask(q_mask: Optional[Tensor], shape, squeeze: bool, device, op: str,
+                     docs_name: str = "docs") -> Optional[Tensor]:
+    """Checks a bool query mask against the [B, Lq] query shape; a 1-D mask goes with a single
+    query (squeeze). -> contiguous [B, Lq] or None."""
+    if q_mask is None:
+        return None
+    if squeeze and isinstance(q_mask, Tensor) and q_mask.dim() == 1:
+        q_mask = q_mask.unsqueeze(0)
+    if not isinstance(q_mask, Tensor) or q_mask.dtype != torch.bool or tuple(q_mask.shape) != tuple(shape):
+        raise ValueError(f"{op}: q_mask must be bool [B, Lq] = {list(shape)}, got "
+                         f"{getattr(q_mask, 'dtype', type(q_mask).__name__)} {tuple(getattr(q_mask, 'shape', ()))}")
+    if q_mask.device != device:
+        raise ValueError(f"{op}: q_mask is on {q_mask.device} but {docs_name} is on {device}")
+    return q_mask.contiguous()
+
+
 def normalize_queries(Q: Tensor, q_mask: Optional[Tensor], dim: int, dtype: torch.dtype,
                       device: torch.device, op: str = "maxsim"):
     """-> (Q [B, Lq, D] contiguous in `dtype`, q_mask [B, Lq] bool or None, squeeze)."""
@@ -164,14 +180,6 @@ def normalize_queries(Q: Tensor, q_mask: Optional[Tensor], dim: int, dtype: torc
         raise ValueError(f"{op}: docs has dim {dim} but Q has dim {Q.shape[2]}")
     if Q.device != device:
         raise ValueError(f"{op}: Q is on {Q.device} but docs is on {device}")
-    if q_mask is not None:
-        if squeeze and q_mask.dim() == 1:
-            q_mask = q_mask.unsqueeze(0)
-        if not isinstance(q_mask, Tensor) or q_mask.dtype != torch.bool or tuple(q_mask.shape) != tuple(Q.shape[:2]):
-            raise ValueError(f"{op}: q_mask must be bool [B, Lq] = {list(Q.shape[:2])}, got "
-                             f"{getattr(q_mask, 'dtype', type(q_mask).__name__)} {tuple(getattr(q_mask, 'shape', ()))}")
-        if q_mask.device != device:
-            raise ValueError(f"{op}: q_mask is on {q_mask.device} but docs is on {device}")
-        q_mask = q_mask.contiguous()
+    q_mask = normalize_q_mask(q_mask, Q.shape[:2], squeeze, device, op)
     # Queries follow the corpus dtype: the corpus is the large operand and is never converted.
     return Q.to(dtype).contiguous(), q_mask, squeeze

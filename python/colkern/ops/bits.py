@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .. import _C
 from .._backend import BITS_CODES, dtype_code
-from ._docs import Docs, PackedDocs, normalize_docs, normalize_queries
+from ._docs import Docs, PackedDocs, normalize_docs, normalize_q_mask, normalize_queries
 from .maxsim import chunked_topk
 
 _MODES = ("pm1", "01")
@@ -120,19 +120,11 @@ def _normalize_bit_queries(Q_bits: Tensor, q_mask: Optional[Tensor], dim: int, d
     squeeze = Q_bits.dim() == 2
     if squeeze:
         Q_bits = Q_bits.unsqueeze(0)
-        if q_mask is not None and q_mask.dim() == 1:
-            q_mask = q_mask.unsqueeze(0)
     if Q_bits.dim() != 3:
         raise ValueError(f"{op}: Q_bits must be [Lq, nbytes] or [B, Lq, nbytes], got {tuple(Q_bits.shape)}")
     if Q_bits.device != device:
         raise ValueError(f"{op}: Q_bits is on {Q_bits.device} but docs_bits is on {device}")
-    if q_mask is not None:
-        if not isinstance(q_mask, Tensor) or q_mask.dtype != torch.bool or tuple(q_mask.shape) != tuple(Q_bits.shape[:2]):
-            raise ValueError(f"{op}: q_mask must be bool [B, Lq] = {list(Q_bits.shape[:2])}, got "
-                             f"{getattr(q_mask, 'dtype', type(q_mask).__name__)} {tuple(getattr(q_mask, 'shape', ()))}")
-        if q_mask.device != device:
-            raise ValueError(f"{op}: q_mask is on {q_mask.device} but docs_bits is on {device}")
-        q_mask = q_mask.contiguous()
+    q_mask = normalize_q_mask(q_mask, Q_bits.shape[:2], squeeze, device, op, "docs_bits")
     return Q_bits.contiguous(), q_mask, squeeze
 
 
