@@ -96,8 +96,8 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "patch_pool",
       [](std::uintptr_t values, int dtype, int64_t T, int64_t D, std::uintptr_t starts,
-         std::uintptr_t lengths, int64_t N, int64_t correction, std::uintptr_t out,
-         int num_threads) {
+         std::uintptr_t lengths, int64_t N, std::uintptr_t row_mask, int64_t correction,
+         std::uintptr_t out, int num_threads) {
         pool::Problem p;
         p.values = ptr<const void>(values);
         p.dtype = to_dtype(dtype);
@@ -107,6 +107,7 @@ PYBIND11_MODULE(_C, m) {
         p.lengths = ptr<const int64_t>(lengths);
         p.N = N;
         p.correction = correction;
+        p.row_mask = ptr<const uint8_t>(row_mask);
         py::gil_scoped_release release;
         pool::patch_pool(p, ptr<float>(out), num_threads);
       });

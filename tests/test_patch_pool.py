@@ -137,6 +137,25 @@ def test_gradcheck_fp64():
     torch.autograd.gradcheck(lambda t: colkern.patch_pool(t, offsets=offsets, correction=0).nan_to_num(), (packed,))
 
 
+def test_mask_with_holes_pools_in_place_and_differentiates():
+    """A non-prefix mask is applied inside the kernel (no gather): masked rows hold garbage that
+    must never be read, and get no gradient."""
+    x = rand((3, 12, 5), torch.float32, seed=10)
+    mask = torch.rand(3, 12, generator=torch.Generator().manual_seed(11)) > 0.4
+    mask[2] = False
+    garbage = x.clone()
+    garbage[~mask] = 1e30
+    got = colkern.patch_pool(garbage, mask=mask)
+    assert torch.isnan(got[2]).all()
+    expected = torch.stack([colkern.patch_pool([x[b][mask[b]]])[0] for b in range(2)])
+    torch.testing.assert_close(got[:2], expected, rtol=1e-5, atol=1e-5)
+    x64 = x.double().requires_grad_()
+    torch.autograd.gradcheck(lambda t: colkern.patch_pool(t, mask=mask).nan_to_num(), (x64,))
+    g = x.clone().requires_grad_()
+    colkern.patch_pool(g, mask=mask)[:2].sum().backward()
+    assert torch.equal(g.grad[~mask], torch.zeros_like(g.grad[~mask]))
+
+
 def test_backward_of_the_fast_path_matches_reference_autograd():
     x = rand((2, 9, 5), torch.float32, seed=8).requires_grad_()
     x64 = x.detach().double().requires_grad_()
@@ -151,15 +170,15 @@ def test_opcheck_and_compile():
     x = rand((7, 5), torch.float32, seed=9)
     # No empty page here: its NaN outputs would fail opcheck's eager-vs-traced equality check.
     starts, lengths = torch.tensor([0, 3, 3]), torch.tensor([3, 1, 4])
-    torch.library.opcheck(torch.ops.colkern.patch_pool.default, (x, starts, lengths, 1))
+    torch.library.opcheck(torch.ops.colkern.patch_pool.default, (x, starts, lengths, None, 1))
     x64 = x.double().requires_grad_()
-    torch.library.opcheck(torch.ops.colkern.patch_pool.default, (x64, starts, lengths, 1))
+    torch.library.opcheck(torch.ops.colkern.patch_pool.default, (x64, starts, lengths, None, 1))
 
     @torch.compile(fullgraph=True, backend="eager")
     def pooled(values):
-        return torch.ops.colkern.patch_pool(values, starts, lengths, 1) + 1
+        return torch.ops.colkern.patch_pool(values, starts, lengths, None, 1) + 1
 
-    torch.testing.assert_close(pooled(x), torch.ops.colkern.patch_pool(x, starts, lengths, 1) + 1,
+    torch.testing.assert_close(pooled(x), torch.ops.colkern.patch_pool(x, starts, lengths, None, 1) + 1,
                                equal_nan=True)
 
 
@@ -180,5 +199,8 @@ def test_bad_input_messages():
     for fn, pattern in cases:
         with pytest.raises(ValueError, match=pattern):
             fn()
+    with pytest.raises(ValueError, match=r"row_mask must be bool \[T\] = \[7\]"):
+        torch.ops.colkern.patch_pool(torch.randn(7, 3), torch.tensor([0]), torch.tensor([3]),
+                                     torch.ones(6, dtype=torch.bool), 1)
     with pytest.raises(ValueError, match="outside the 7 rows"):
-        torch.ops.colkern.patch_pool(torch.randn(7, 3), torch.tensor([5]), torch.tensor([3]), 1)
+        torch.ops.colkern.patch_pool(torch.randn(7, 3), torch.tensor([5]), torch.tensor([3]), None, 1)

@@ -45,7 +45,7 @@ def run(values, starts, lengths, correction, cpu_op=True):
     out = K.patch_pool_triton(values, starts, lengths, correction)
     assert out.dtype == torch.float32 and out.shape == (starts.shape[0], 3 * values.shape[1])
     if cpu_op:  # both backends follow the same rules, NaN / inf and empty pages included
-        cpu = torch.ops.colkern.patch_pool(values, starts, lengths, correction)
+        cpu = torch.ops.colkern.patch_pool(values, starts, lengths, None, correction)
         assert_close(out, cpu.double())
     return out, pool_rows_ref(values, starts, lengths, correction)
 

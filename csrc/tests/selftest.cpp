@@ -11,6 +11,7 @@
 #include "colkern/cpu_features.h"
 #include "cpu/bits/pack_bits.h"
 #include "cpu/maxsim/maxsim.h"
+#include "cpu/pool/patch_pool.h"
 
 using namespace colkern;
 using colkern::DType;
@@ -177,6 +178,58 @@ void run_bits_case(int64_t B, int64_t Lq, int64_t D, const std::vector<int64_t>&
     }
 }
 
+// Pooling with and without a row mask, each ISA against a double-precision reference.
+void run_pool_case(int64_t D, const std::vector<int64_t>& lengths, bool masked, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  const int64_t N = static_cast<int64_t>(lengths.size());
+  std::vector<int64_t> starts(N);
+  int64_t T = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    starts[n] = T;
+    T += lengths[n];
+  }
+  std::vector<float> x(T * D);
+  for (auto& v : x) v = u(rng) + 100.f;  // a common offset the shifted sums must absorb
+  std::vector<uint8_t> mask(T);
+  for (auto& m : mask) m = masked ? (rng() % 3 != 0) : 1;
+  pool::Problem p;
+  p.values = x.data(); p.T = T; p.D = D; p.starts = starts.data(); p.lengths = lengths.data();
+  p.N = N; p.correction = 1; p.row_mask = masked ? mask.data() : nullptr;
+  std::vector<float> out(N * 3 * D);
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa()) || !isa_compiled(isa)) continue;
+    set_isa_cap(isa);
+    pool::patch_pool(p, out.data(), 2);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < D; ++c) {
+        double s = 0, s2 = 0, mx = -1e300;
+        int64_t cnt = 0;
+        for (int64_t r = starts[n]; r < starts[n] + lengths[n]; ++r)
+          if (mask[r]) {
+            const double v = x[r * D + c];
+            s += v;
+            mx = v > mx ? v : mx;
+            ++cnt;
+          }
+        const double mean = cnt ? s / cnt : 0;
+        for (int64_t r = starts[n]; r < starts[n] + lengths[n]; ++r)
+          if (mask[r]) s2 += (x[r * D + c] - mean) * (x[r * D + c] - mean);
+        const double sd = cnt > 1 ? std::sqrt(s2 / (cnt - 1)) : 0;
+        const float* o = out.data() + n * 3 * D;
+        const bool ok = cnt == 0 ? (std::isnan(o[c]) && std::isnan(o[D + c]) && std::isnan(o[2 * D + c]))
+                                 : (std::fabs(o[c] - mean) <= 1e-5 * std::fabs(mean) && o[D + c] == mx &&
+                                    std::fabs(o[2 * D + c] - sd) <= 1e-4 * sd + 1e-6);
+        if (!ok) {
+          std::printf("FAIL patch_pool %s D=%lld page %lld col %lld: %g %g %g vs %g %g %g\n",
+                      isa_name(isa), (long long)D, (long long)n, (long long)c, o[c], o[D + c],
+                      o[2 * D + c], mean, mx, sd);
+          ++failures;
+          return;
+        }
+      }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -190,6 +243,11 @@ int main() {
           ++cases;
         }
   run_case({1, 32, 128, {1025, 0, 6}, DType::F32, false}, rng);
+  for (int64_t D : {1, 7, 8, 129, 600})
+    for (bool masked : {false, true}) {
+      run_pool_case(D, {0, 1, 2, 3, 17, 70, 300}, masked, rng);
+      ++cases;
+    }
   for (int64_t D : {1, 7, 8, 9, 64, 65, 128, 130, 256, 300}) {
     run_bits_case(2, 5, D, {0, 1, 3, 17, 300, 5}, rng);
     ++cases;

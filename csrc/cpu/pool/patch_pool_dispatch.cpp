@@ -49,13 +49,13 @@ void validate(const Problem& p) {
   if (p.D < 1) fail("dimension D must be >= 1, got " + std::to_string(p.D));
   if (p.N < 0 || p.T < 0) fail("negative size");
   if (p.correction < 0) fail("correction must be >= 0, got " + std::to_string(p.correction));
+  if (is_bits(p.dtype)) fail("values must be floating point");
   if (p.T > 0 && p.values == nullptr) fail("values are null");
   check_row_ranges(p.starts, p.lengths, p.N, p.T, "patch_pool", "page", "values");
 }
 
-void finish_columns(const Problem& p, int64_t n, int64_t d0, int64_t d1, const float* m2,
-                    float* mean, float* max, float* std) {
-  const int64_t count = p.lengths[n];
+void finish_columns(const Problem& p, const int64_t* rows, int64_t count, int64_t d0, int64_t d1,
+                    const float* m2, float* mean, float* max, float* std) {
   const bool no_spread = count <= p.correction;
   const float denom = static_cast<float>(count - p.correction);
   for (int64_t c = 0; c < d1 - d0; ++c) {
@@ -64,7 +64,7 @@ void finish_columns(const Problem& p, int64_t n, int64_t d0, int64_t d1, const f
       double sum = 0;
       bool has_nan = false;
       for (int64_t r = 0; r < count; ++r) {
-        const float x = element(p, p.starts[n] + r, d0 + c);
+        const float x = element(p, rows[r], d0 + c);
         sum += x;
         has_nan = has_nan || std::isnan(x);
       }
@@ -86,22 +86,31 @@ void patch_pool(const Problem& p, float* out, int num_threads) {
   int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
   if (tasks < nt) nt = static_cast<int>(std::max<int64_t>(tasks, 1));
   const int64_t cols = std::min(kSliceCols, p.D);
-  std::vector<std::vector<float>> scratch(nt, std::vector<float>(5 * cols));
+  int64_t max_len = 0;
+  for (int64_t n = 0; n < p.N; ++n) max_len = std::max(max_len, p.lengths[n]);
+  struct Scratch {
+    std::vector<float> acc;
+    std::vector<int64_t> rows;  // the current page's valid rows
+  };
+  std::vector<Scratch> scratch(nt, Scratch{std::vector<float>(5 * cols), std::vector<int64_t>(max_len)});
 #pragma omp parallel num_threads(nt)
   {
-    float* s = scratch[omp_get_thread_num()].data();
+    Scratch& s = scratch[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; ++t) {
       const int64_t n = t / slices, d0 = (t % slices) * kSliceCols;
       const int64_t d1 = std::min(d0 + kSliceCols, p.D);
+      int64_t count = 0;
+      for (int64_t r = p.starts[n]; r < p.starts[n] + p.lengths[n]; ++r)
+        if (p.row_mask == nullptr || p.row_mask[r] != 0) s.rows[count++] = r;
       float* row = out + n * 3 * p.D;
-      if (p.lengths[n] == 0) {  // nothing observed
+      if (count == 0) {  // nothing observed
         std::fill(row + d0, row + d1, NAN);
         std::fill(row + p.D + d0, row + p.D + d1, NAN);
         std::fill(row + 2 * p.D + d0, row + 2 * p.D + d1, NAN);
         continue;
       }
-      slice(p, n, d0, d1, row + d0, row + p.D + d0, row + 2 * p.D + d0, s);
+      slice(p, s.rows.data(), count, d0, d1, row + d0, row + p.D + d0, row + 2 * p.D + d0, s.acc.data());
     }
   }
 }

@@ -36,8 +36,8 @@ inline float load_one(const unsigned char* row, int64_t c) {
 }
 
 template <class V, DType DT>
-inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, float* mean,
-                       float* max, float* std, float* scratch) {
+inline void slice_simd(const Problem& p, const int64_t* rows, int64_t len, int64_t d0, int64_t d1,
+                       float* mean, float* max, float* std, float* scratch) {
   using reg = typename V::reg;
   constexpr int64_t W = V::W;
   const int64_t width = d1 - d0;
@@ -46,21 +46,23 @@ inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, floa
   float* s1 = scratch + width;
   float* s2 = scratch + 2 * width;
   float* k_row = scratch + 3 * width;
-  const int64_t len = p.lengths[n];
   constexpr int es = DT == DType::F32 ? 4 : 2;
-  const auto* base = static_cast<const unsigned char*>(p.values) + (p.starts[n] * p.D + d0) * es;
+  // Column d0 of row 0; the page's valid rows are listed in `rows` (len >= 1 of them).
+  const auto* base = static_cast<const unsigned char*>(p.values) + d0 * es;
+  const int64_t stride = p.D * es;
+  auto row_at = [&](int64_t r) { return base + rows[r] * stride; };
 
   for (int64_t c = 0; c < width; ++c) {
     mean[c] = 0.f;
     m2[c] = 0.f;
     max[c] = -std::numeric_limits<float>::infinity();
   }
-  for (int64_t c = 0; c < vec_end; c += W) V::store(k_row + c, load_vec<V, DT>(base, c));
-  for (int64_t c = vec_end; c < width; ++c) k_row[c] = load_one<DT>(base, c);
+  const unsigned char* first_row = row_at(0);
+  for (int64_t c = 0; c < vec_end; c += W) V::store(k_row + c, load_vec<V, DT>(first_row, c));
+  for (int64_t c = vec_end; c < width; ++c) k_row[c] = load_one<DT>(first_row, c);
   int64_t count = 0;
   for (int64_t b0 = 0; b0 < len; b0 += kBlockRows) {
     const int64_t nb = len - b0 < kBlockRows ? len - b0 : kBlockRows;
-    const unsigned char* first = base + b0 * p.D * es;
     for (int64_t c = 0; c < vec_end; c += W) {
       V::store(s1 + c, V::zero());
       V::store(s2 + c, V::zero());
@@ -70,13 +72,15 @@ inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, floa
     // Four rows per sweep: the column accumulators are loaded and stored once per four rows,
     // which keeps the loop under the load/store ports' limit and at memory speed.
     for (; r + 4 <= nb; r += 4) {
-      const unsigned char* row = first + r * p.D * es;
-      const int64_t stride = p.D * es;
-      V::prefetch(row + 8 * stride);
+      const unsigned char* r0 = row_at(b0 + r);
+      const unsigned char* r1 = row_at(b0 + r + 1);
+      const unsigned char* r2 = row_at(b0 + r + 2);
+      const unsigned char* r3 = row_at(b0 + r + 3);
+      if (b0 + r + 8 < len) V::prefetch(row_at(b0 + r + 8));
       for (int64_t c = 0; c < vec_end; c += W) {
         const reg k = V::load(k_row + c);
-        const reg x0 = load_vec<V, DT>(row, c), x1 = load_vec<V, DT>(row + stride, c);
-        const reg x2 = load_vec<V, DT>(row + 2 * stride, c), x3 = load_vec<V, DT>(row + 3 * stride, c);
+        const reg x0 = load_vec<V, DT>(r0, c), x1 = load_vec<V, DT>(r1, c);
+        const reg x2 = load_vec<V, DT>(r2, c), x3 = load_vec<V, DT>(r3, c);
         const reg d0 = V::sub(x0, k), d1 = V::sub(x1, k), d2 = V::sub(x2, k), d3 = V::sub(x3, k);
         V::store(s1 + c, V::add(V::load(s1 + c), V::add(V::add(d0, d1), V::add(d2, d3))));
         V::store(s2 + c, V::fma(d3, d3, V::fma(d2, d2, V::fma(d1, d1, V::fma(d0, d0, V::load(s2 + c))))));
@@ -84,9 +88,10 @@ inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, floa
         const reg m01 = V::max_keep_second_nan(x0, x1), m23 = V::max_keep_second_nan(x2, x3);
         V::store(max + c, V::max_keep_second_nan(V::max_keep_second_nan(m01, m23), V::load(max + c)));
       }
+      const unsigned char* four[4] = {r0, r1, r2, r3};
       for (int64_t c = vec_end; c < width; ++c)
         for (int64_t i = 0; i < 4; ++i) {
-          const float x = load_one<DT>(row + i * stride, c);
+          const float x = load_one<DT>(four[i], c);
           const float d = x - k_row[c];
           s1[c] += d;
           s2[c] += d * d;
@@ -94,7 +99,7 @@ inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, floa
         }
     }
     for (; r < nb; ++r) {
-      const unsigned char* row = first + r * p.D * es;
+      const unsigned char* row = row_at(b0 + r);
       for (int64_t c = 0; c < vec_end; c += W) {
         const reg x = load_vec<V, DT>(row, c);
         const reg d = V::sub(x, V::load(k_row + c));
@@ -130,7 +135,7 @@ inline void slice_simd(const Problem& p, int64_t n, int64_t d0, int64_t d1, floa
     count += nb;
   }
   for (int64_t c = 0; c < width; ++c) mean[c] += k_row[c];
-  finish_columns(p, n, d0, d1, m2, mean, max, std);
+  finish_columns(p, rows, len, d0, d1, m2, mean, max, std);
 }
 
 }  // namespace
@@ -141,12 +146,13 @@ namespace {
 
 // The slice function of one ISA, chosen per call by the element type.
 template <class V>
-inline void slice_any(const Problem& p, int64_t n, int64_t d0, int64_t d1, float* mean,
-                      float* max, float* std, float* scratch) {
+inline void slice_any(const Problem& p, const int64_t* rows, int64_t len, int64_t d0, int64_t d1,
+                      float* mean, float* max, float* std, float* scratch) {
   switch (p.dtype) {
-    case DType::F32: return slice_simd<V, DType::F32>(p, n, d0, d1, mean, max, std, scratch);
-    case DType::F16: return slice_simd<V, DType::F16>(p, n, d0, d1, mean, max, std, scratch);
-    case DType::BF16: return slice_simd<V, DType::BF16>(p, n, d0, d1, mean, max, std, scratch);
+    case DType::F32: return slice_simd<V, DType::F32>(p, rows, len, d0, d1, mean, max, std, scratch);
+    case DType::F16: return slice_simd<V, DType::F16>(p, rows, len, d0, d1, mean, max, std, scratch);
+    case DType::BF16: return slice_simd<V, DType::BF16>(p, rows, len, d0, d1, mean, max, std, scratch);
+    default: return;  // bit types are rejected by validate()
   }
 }
 

@@ -84,7 +84,26 @@ def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
                    dtypes=(torch.float32, torch.float16, torch.bfloat16)):
     """-> (values [T, D] contiguous, starts [N] int64, lengths [N] int64), same device as docs.
 
-    `arg` names the argument in error messages; `dtypes` lists the accepted element types."""
+    A padded batch whose mask has holes is gathered into packed rows (ops that can skip masked
+    rows in place use normalize_rows instead). `arg` names the argument in error messages;
+    `dtypes` lists the accepted element types."""
+    values, starts, lens, row_mask = normalize_rows(docs, lengths=lengths, mask=mask, offsets=offsets,
+                                                    op=op, arg=arg, dtypes=dtypes)
+    if row_mask is None:
+        return values, starts, lens
+    # Every range is a full padded row of the batch here: count the valid rows per document.
+    counts = row_mask.view(starts.shape[0], -1).sum(1)
+    packed_offsets = torch.zeros(counts.shape[0] + 1, dtype=torch.int64, device=values.device)
+    torch.cumsum(counts, 0, out=packed_offsets[1:])
+    return values[row_mask].contiguous(), packed_offsets[:-1], counts.to(torch.int64)
+
+
+def normalize_rows(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Optional[Tensor] = None,
+                   offsets: Optional[Tensor] = None, op: str = "maxsim", arg: str = "docs",
+                   dtypes=(torch.float32, torch.float16, torch.bfloat16)):
+    """-> (values [T, D], starts [N], lengths [N], row_mask [T] bool or None): like
+    normalize_docs, but a padded batch whose mask has holes stays in place, with the mask
+    flattened to one flag per row of values (None when every row of every range is valid)."""
     if isinstance(docs, PackedDocs):
         if offsets is not None or lengths is not None or mask is not None:
             raise ValueError(f"{op}: PackedDocs carries its own offsets; do not pass offsets, lengths or mask")
@@ -111,7 +130,7 @@ def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
         if isinstance(offsets, Tensor) and offsets.device != docs.device:
             raise ValueError(f"{op}: offsets is on {offsets.device} but {arg} is on {docs.device}")
         _check_offsets(offsets, docs.shape[0], op)
-        return docs.contiguous(), offsets[:-1].contiguous(), (offsets[1:] - offsets[:-1]).contiguous()
+        return docs.contiguous(), offsets[:-1].contiguous(), (offsets[1:] - offsets[:-1]).contiguous(), None
     if docs.dim() != 3:
         raise ValueError(f"{op}: {arg} must be [N, Ld, D] (padded) or [T, D] (packed), got shape {tuple(docs.shape)}")
     if offsets is not None:
@@ -128,10 +147,10 @@ def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
         prefix = torch.arange(Ld, device=mask.device)[None, :] < counts[:, None]
         if bool(torch.equal(prefix, mask)):
             lengths = counts.to(torch.int64)
-        else:  # holes in the mask: gather the valid rows
-            offsets = torch.zeros(N + 1, dtype=torch.int64, device=docs.device)
-            torch.cumsum(counts, 0, out=offsets[1:])
-            return docs[mask].contiguous(), offsets[:-1], counts.to(torch.int64)
+        else:  # holes in the mask: whole padded rows as ranges, the mask marks the valid rows
+            starts = torch.arange(N, dtype=torch.int64, device=docs.device) * Ld
+            full = torch.full((N,), Ld, dtype=torch.int64, device=docs.device)
+            return docs.contiguous().view(N * Ld, D), starts, full, mask.reshape(-1).contiguous()
     if lengths is None:
         lengths = torch.full((N,), Ld, dtype=torch.int64, device=docs.device)
     else:
@@ -145,7 +164,7 @@ def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
         if N and (bool((lengths < 0).any()) or bool((lengths > Ld).any())):
             raise ValueError(f"{op}: lengths must lie in [0, {Ld}] (the padded length)")
     starts = torch.arange(N, dtype=torch.int64, device=docs.device) * Ld
-    return docs.contiguous().view(N * Ld, D), starts, lengths.contiguous()
+    return docs.contiguous().view(N * Ld, D), starts, lengths.contiguous(), None
 
 
 def normalize_q_mask(q_mask: Optional[Tensor], shape, squeeze: bool, device, op: str,

@@ -11,8 +11,11 @@ Conventions, identical on every backend:
     NaN, std NaN); other columns and other pages are untouched.
 
 Op: torch.ops.colkern.patch_pool(values [T, D], starts [N] int64, lengths [N] int64,
-    correction) -> [N, 3*D] float32. float64 values are computed by the reference in float64
-    (returning float64), so gradcheck can verify the backward. Differentiable in values.
+    row_mask [T] bool or None, correction) -> [N, 3*D] float32; page n is the rows of its range
+    whose row_mask is True (all of them without a mask), so a padded batch with any mask is
+    pooled in place, in one pass, without gathering. float64 values are computed by the
+    reference in float64 (returning float64), so gradcheck can verify the backward.
+    Differentiable in values.
 """
 from __future__ import annotations
 
@@ -23,12 +26,13 @@ from torch import Tensor
 
 from .. import _C
 from .._backend import dtype_code
-from ._docs import Docs, normalize_docs
+from ._docs import Docs, normalize_rows
 
 _POOL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
-def _check_op_inputs(values: Tensor, starts: Tensor, lengths: Tensor, correction: int) -> None:
+def _check_op_inputs(values: Tensor, starts: Tensor, lengths: Tensor, row_mask: Optional[Tensor],
+                     correction: int) -> None:
     if values.dim() != 2:
         raise ValueError(f"patch_pool: values must be [T, D], got {tuple(values.shape)}")
     if values.dtype not in _POOL_DTYPES:
@@ -38,29 +42,41 @@ def _check_op_inputs(values: Tensor, starts: Tensor, lengths: Tensor, correction
         raise ValueError("patch_pool: starts and lengths must be int64 [N] tensors of the same shape")
     if correction < 0:
         raise ValueError(f"patch_pool: correction must be >= 0, got {correction}")
-    for name, t in (("values", values), ("starts", starts), ("lengths", lengths)):
-        if not t.is_contiguous():
+    if row_mask is not None and (row_mask.dtype != torch.bool or tuple(row_mask.shape) != (values.shape[0],)):
+        raise ValueError(f"patch_pool: row_mask must be bool [T] = [{values.shape[0]}], got "
+                         f"{row_mask.dtype} {tuple(row_mask.shape)}")
+    for name, t in (("values", values), ("starts", starts), ("lengths", lengths), ("row_mask", row_mask)):
+        if t is not None and not t.is_contiguous():
             raise ValueError(f"patch_pool: {name} must be contiguous")
 
 
-def _page_rows(starts: Tensor, lengths: Tensor):
-    """-> (page index of every pooled row, its row in values); both [sum(lengths)] int64."""
+def _page_rows(starts: Tensor, lengths: Tensor, row_mask: Optional[Tensor] = None):
+    """-> (page index of every pooled row, its row in values), int64, masked rows left out."""
     N = starts.shape[0]
     page = torch.repeat_interleave(torch.arange(N, device=starts.device), lengths)
     first = torch.cumsum(lengths, 0) - lengths  # position of each page's first row in `page`
     within = torch.arange(page.shape[0], device=starts.device) - first[page]
-    return page, starts[page] + within
+    rows = starts[page] + within
+    if row_mask is not None:
+        keep = row_mask[rows]
+        page, rows = page[keep], rows[keep]
+    return page, rows
 
 
 def pool_rows_ref(values: Tensor, starts: Tensor, lengths: Tensor, correction: int = 1,
-                  dtype: torch.dtype = torch.float64) -> Tensor:
-    """Pure-torch reference on row ranges, computed in `dtype`: -> [N, 3*D]."""
+                  dtype: torch.dtype = torch.float64, row_mask: Optional[Tensor] = None) -> Tensor:
+    """Pure-torch reference on row ranges (rows with row_mask False left out), computed in
+    `dtype`: -> [N, 3*D]."""
     N, D = starts.shape[0], values.shape[1]
     out = torch.full((N, 3 * D), float("nan"), dtype=dtype, device=values.device)
     for n, (s, l) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        x = values[s:s + l]
+        if row_mask is not None:
+            x = x[row_mask[s:s + l]]
+        l = x.shape[0]
         if l == 0:
             continue
-        x = values[s:s + l].to(dtype)
+        x = x.to(dtype)
         mean = x.mean(0)
         std = x.std(0, correction=correction) if l > correction else torch.zeros_like(mean)
         # torch gives NaN std for a column with NaN/inf; keep that even when l <= correction.
@@ -70,49 +86,55 @@ def pool_rows_ref(values: Tensor, starts: Tensor, lengths: Tensor, correction: i
 
 
 @torch.library.custom_op("colkern::patch_pool", mutates_args=(), device_types="cpu")
-def _patch_pool_op(values: Tensor, starts: Tensor, lengths: Tensor, correction: int) -> Tensor:
-    _check_op_inputs(values, starts, lengths, correction)
+def _patch_pool_op(values: Tensor, starts: Tensor, lengths: Tensor, row_mask: Optional[Tensor],
+                   correction: int) -> Tensor:
+    _check_op_inputs(values, starts, lengths, row_mask, correction)
     if values.dtype == torch.float64:
-        return pool_rows_ref(values, starts, lengths, correction)
+        return pool_rows_ref(values, starts, lengths, correction, row_mask=row_mask)
     out = torch.empty(starts.shape[0], 3 * values.shape[1], dtype=torch.float32)
     _C.patch_pool(values.data_ptr(), dtype_code(values.dtype), values.shape[0], values.shape[1],
-                  starts.data_ptr(), lengths.data_ptr(), starts.shape[0], correction, out.data_ptr(),
+                  starts.data_ptr(), lengths.data_ptr(), starts.shape[0],
+                  row_mask.data_ptr() if row_mask is not None else 0, correction, out.data_ptr(),
                   torch.get_num_threads())
     return out
 
 
 @_patch_pool_op.register_fake
-def _(values, starts, lengths, correction):
+def _(values, starts, lengths, row_mask, correction):
     dtype = torch.float64 if values.dtype == torch.float64 else torch.float32
     return values.new_empty((starts.shape[0], 3 * values.shape[1]), dtype=dtype)
 
 
 @_patch_pool_op.register_kernel("cuda")
-def _(values, starts, lengths, correction):
-    _check_op_inputs(values, starts, lengths, correction)
+def _(values, starts, lengths, row_mask, correction):
+    _check_op_inputs(values, starts, lengths, row_mask, correction)
     if values.dtype == torch.float64:
-        return pool_rows_ref(values, starts, lengths, correction)
+        return pool_rows_ref(values, starts, lengths, correction, row_mask=row_mask)
     from ..triton_kernels.patch_pool import patch_pool_triton  # Triton only for CUDA work
 
+    if row_mask is not None:  # the Triton kernel takes ranges: gather the valid rows first
+        page, rows = _page_rows(starts, lengths, row_mask)
+        counts = torch.bincount(page, minlength=starts.shape[0])
+        starts, lengths, values = torch.cumsum(counts, 0) - counts, counts, values[rows].contiguous()
     return patch_pool_triton(values, starts, lengths, correction)
 
 
 def _setup_context(ctx, inputs, output):
-    values, starts, lengths, correction = inputs
-    ctx.save_for_backward(values, starts, lengths, output)
+    values, starts, lengths, row_mask, correction = inputs
+    ctx.save_for_backward(values, starts, lengths, row_mask, output)
     ctx.correction = correction
 
 
 def _backward(ctx, grad: Tensor):
     """d mean/dx = 1/n; d max/dx shared evenly among tied maxima (as torch.amax);
     d std/dx = (x - mean) / ((n - correction) * std), 0 where std is 0 or n <= correction."""
-    values, starts, lengths, out = ctx.saved_tensors
+    values, starts, lengths, row_mask, out = ctx.saved_tensors
     D = values.shape[1]
     mean, mx, std = out[:, :D], out[:, D:2 * D], out[:, 2 * D:]
     g_mean, g_max, g_std = grad[:, :D], grad[:, D:2 * D], grad[:, 2 * D:]
-    page, rows = _page_rows(starts, lengths)
+    page, rows = _page_rows(starts, lengths, row_mask)
     x = values[rows].to(out.dtype)
-    count = lengths.to(out.dtype)[:, None]
+    count = torch.bincount(page, minlength=starts.shape[0]).to(out.dtype)[:, None]
     is_max = (x == mx[page]).to(out.dtype)
     ties = torch.zeros_like(mx).index_add_(0, page, is_max)
     denom = (count - ctx.correction) * std
@@ -121,7 +143,7 @@ def _backward(ctx, grad: Tensor):
         + std_coef[page] * (x - mean[page])
     grad_values = torch.zeros(values.shape, dtype=out.dtype, device=values.device)
     grad_values.index_add_(0, rows, gx)
-    return grad_values.to(values.dtype), None, None, None
+    return grad_values.to(values.dtype), None, None, None, None
 
 
 _patch_pool_op.register_autograd(_backward, setup_context=_setup_context)
@@ -139,15 +161,15 @@ def patch_pool(x: Docs, *, mask: Optional[Tensor] = None, lengths: Optional[Tens
     """
     if isinstance(correction, bool) or not isinstance(correction, int) or correction < 0:
         raise ValueError(f"patch_pool: correction must be an int >= 0, got {correction!r}")
-    values, starts, lens = normalize_docs(x, lengths=lengths, mask=mask, offsets=offsets,
-                                          op="patch_pool", arg="x", dtypes=_POOL_DTYPES)
-    return torch.ops.colkern.patch_pool(values, starts, lens, correction)
+    values, starts, lens, row_mask = normalize_rows(x, lengths=lengths, mask=mask, offsets=offsets,
+                                                    op="patch_pool", arg="x", dtypes=_POOL_DTYPES)
+    return torch.ops.colkern.patch_pool(values, starts, lens, row_mask, correction)
 
 
 def patch_pool_ref(x: Docs, *, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
                    offsets: Optional[Tensor] = None, correction: int = 1,
                    dtype: torch.dtype = torch.float64) -> Tensor:
     """Pure-torch reference with the same inputs and conventions, computed in `dtype`."""
-    values, starts, lens = normalize_docs(x, lengths=lengths, mask=mask, offsets=offsets,
-                                          op="patch_pool_ref", arg="x", dtypes=_POOL_DTYPES)
-    return pool_rows_ref(values, starts, lens, correction, dtype)
+    values, starts, lens, row_mask = normalize_rows(x, lengths=lengths, mask=mask, offsets=offsets,
+                                                    op="patch_pool_ref", arg="x", dtypes=_POOL_DTYPES)
+    return pool_rows_ref(values, starts, lens, correction, dtype, row_mask=row_mask)
