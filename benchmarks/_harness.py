@@ -8,15 +8,8 @@ from colkern import bench
 
 QUICK = os.environ.get("COLKERN_BENCH_QUICK") == "1"
 
-_ceiling = {}
 _cases = {}
 _seconds = {}  # (kind, provider) -> median seconds in this run
-
-
-def fma_ceiling():
-    if "gflops" not in _ceiling:
-        _ceiling["gflops"] = bench.fma_ceiling_gflops()
-    return _ceiling["gflops"]
 
 
 def case(kind, build):
@@ -32,14 +25,17 @@ def run(benchmark, kind, c, provider, rounds=3, extra=None):
     fn = c.providers[provider]
     benchmark.group = c.name
     fn()  # warm-up outside the timing
+    # The ceiling is measured right before the timing: on a shared VM the cores this process
+    # gets vary over minutes, and a ceiling taken once would misstate % of peak.
+    ceiling = bench.fma_ceiling_gflops()
     info = {"case": c.name, "provider": provider, "threads": torch.get_num_threads(),
-            "cpu": bench.cpu_name(), "fma_ceiling_gflops": fma_ceiling(), "baseline": c.baseline,
+            "cpu": bench.cpu_name(), "fma_ceiling_gflops": ceiling, "baseline": c.baseline,
             "note": c.note, **(extra or {})}
     benchmark.pedantic(fn, rounds=rounds, iterations=1)
     if benchmark.stats is not None and benchmark.stats.stats.data:
         seconds = benchmark.stats.stats.median
         info.update(docs_per_s=c.docs / seconds, gflops=c.flops / seconds / 1e9,
-                    pct_fma_ceiling=100 * c.flops / seconds / 1e9 / fma_ceiling(),
+                    pct_fma_ceiling=100 * c.flops / seconds / 1e9 / ceiling,
                     gb_per_s=c.bytes / seconds / 1e9, pairs_per_s=c.pairs / seconds)
         _seconds[kind, provider] = seconds
         if provider != c.baseline and (kind, c.baseline) in _seconds:
