@@ -24,7 +24,7 @@ bench: $(STAMP)
 
 # Full-size benchmarks (several minutes); writes bench.json and prints the README table.
 bench-full: $(STAMP)
-	$(PY) -m pytest benchmarks/bench_maxsim.py -q --benchmark-json=bench.json
+	$(PY) -m pytest benchmarks/bench_maxsim.py benchmarks/bench_bits.py benchmarks/bench_patch_pool.py -q --benchmark-json=bench.json
 	$(PY) benchmarks/report.py bench.json
 
 test: test-python test-asan test-bench
