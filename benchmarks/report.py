@@ -5,6 +5,8 @@
 import json
 import sys
 
+from colkern.bench import work_column
+
 
 def main(paths) -> None:
     data = json.load(open(paths[0]))
@@ -17,7 +19,7 @@ def main(paths) -> None:
     print(f"CPU: {first['cpu']} ({data['machine_info'].get('cpu', {}).get('brand_raw', '')}), "
           f"{first['threads']} threads; fp32 FMA ceiling measured before each timing: "
           f"{min(ceilings):.0f}-{max(ceilings):.0f} GFLOP/s\n")
-    print("| case | provider | docs/s | GFLOP/s (% FMA ceiling) or GB/s | speed-up vs baseline | vs fastest torch | note |")
+    print("| case | provider | docs/s | rate (GFLOP/s with % of FMA ceiling, token pairs/s, or GB/s) | speed-up vs baseline | vs fastest torch | note |")
     print("|---|---|---:|---:|---:|---:|---|")
     for r in rows:
         speed = f"{r['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in r else (
@@ -26,8 +28,7 @@ def main(paths) -> None:
         note = r.get("note", "")
         if "peak_extra_bytes" in r:
             note = f"peak extra memory {r['peak_extra_bytes'] / 2**20:.2f} MiB; {note}"
-        work = (f"{r['gflops']:.1f} ({r['pct_fma_ceiling']:.0f}%)" if r["gflops"]
-                else f"{r['gb_per_s']:.1f} GB/s")
+        work = work_column(r)
         one_pass = r.get("time_ratio_vs[torch x.sum(1) (one pass)]")
         if one_pass is not None and r["provider"].startswith("colkern"):
             note = f"time = {one_pass:.2f}x one torch pass (x.sum(1)); {note}"
