@@ -25,6 +25,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ._aot import compile_variant, gpu_target
+
 _NUM_WARPS = 4
 _TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 _MODES = ("pm1", "01")
@@ -387,31 +389,13 @@ def maxsim_hamming_triton(Q_bits: Tensor, q_mask: Optional[Tensor], bits: Tensor
 # imported (@triton.jit then yields an interpreter function, which cannot be compiled).
 
 
-def _compile(fn, signature: dict, constexprs: dict, target) -> str:
-    from triton.compiler import ASTSource
-
-    signature = dict(signature, **{k: "constexpr" for k in constexprs})
-    src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
-    compiled = triton.compile(src, target=target, options={"num_warps": _NUM_WARPS})
-    cubin = compiled.asm.get("cubin", b"")
-    if not cubin:
-        raise RuntimeError(f"aot_compile_all: no cubin for {fn.__name__} sm_{target.arch}")
-    return f"{len(cubin)} B cubin, {compiled.metadata.shared} B shared memory"
-
-
 def aot_compile_all(arch: int) -> List[str]:
     """Compiles every kernel of this module for CUDA sm_`arch` over representative configs:
     pack_bits per dtype (one and several byte blocks); maxsim_bits per dtype with and without
     q_mask, both modes, one and several D chunks; maxsim_hamming with word and byte loads, with
     and without q_mask, one and several word chunks. Raises on any lowering error; returns one
     line per compiled variant."""
-    from triton.backends.compiler import GPUTarget
-    from triton.runtime.jit import JITFunction
-
-    if not isinstance(_maxsim_bits_kernel, JITFunction):
-        raise RuntimeError("aot_compile_all: kernels were built for the interpreter "
-                           "(TRITON_INTERPRET=1); run it in a fresh process without it")
-    target = GPUTarget("cuda", arch, 32)
+    target = gpu_target(arch, _maxsim_bits_kernel)
     done = []
 
     # One byte block of a short / medium vector, and several 64-byte blocks (D = 1024).
@@ -419,7 +403,7 @@ def aot_compile_all(arch: int) -> List[str]:
         tl_name = _TL_DTYPES[dtype]
         cfg = _pack_config(D)
         sig = {"x_ptr": f"*{tl_name}", "out_ptr": "*u8", "R": "i32", "D": "i32", "NB": "i32"}
-        info = _compile(_pack_bits_kernel, sig, cfg, target)
+        info = compile_variant(_pack_bits_kernel, sig, cfg, target, _NUM_WARPS)
         done.append(f"_pack_bits_kernel sm_{arch} {tl_name} D={D}: {info}")
 
     # Each dtype x mode, with and without q_mask, one D chunk and several.
@@ -432,7 +416,7 @@ def aot_compile_all(arch: int) -> List[str]:
         sig = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1", "bits_ptr": "*u8", "starts_ptr": "*i64",
                "lengths_ptr": "*i64", "out_ptr": "*fp32", "Lq": "i32", "D": "i32", "NB": "i32",
                "N": "i32"}
-        info = _compile(_maxsim_bits_kernel, sig, cfg, target)
+        info = compile_variant(_maxsim_bits_kernel, sig, cfg, target, _NUM_WARPS)
         done.append(f"_maxsim_bits_kernel sm_{arch} {tl_name} {mode} mask={has_mask} Lq={Lq} "
                     f"D={D}: {info}")
 
@@ -444,7 +428,7 @@ def aot_compile_all(arch: int) -> List[str]:
         sig = {"q_ptr": ptr, "qmask_ptr": "*i1", "bits_ptr": ptr, "starts_ptr": "*i64",
                "lengths_ptr": "*i64", "out_ptr": "*fp32", "Lq": "i32", "D": "i32", "NB": "i32",
                "N": "i32"}
-        info = _compile(_maxsim_hamming_kernel, sig, cfg, target)
+        info = compile_variant(_maxsim_hamming_kernel, sig, cfg, target, _NUM_WARPS)
         done.append(f"_maxsim_hamming_kernel sm_{arch} words={words} mask={has_mask} Lq={Lq} "
                     f"D={D}: {info}")
     return done

@@ -18,6 +18,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ._aot import compile_variant, gpu_target
+
 # Tiling. A program owns one (document, query) pair and walks the query tokens in BLOCK_Q rows,
 # the document in BLOCK_N rows and the embedding in BLOCK_D columns, so the live tile is
 # BLOCK_Q x BLOCK_N fp32 (64 x 64 = 16 KiB of registers over 4 warps): large enough for
@@ -157,14 +159,7 @@ def aot_compile_all(arch: int) -> List[str]:
     """Compiles every kernel of this package for CUDA sm_`arch` over representative configs
     (each dtype with and without q_mask, one and several D chunks). Raises on any lowering
     error; returns one line per compiled variant."""
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-    from triton.runtime.jit import JITFunction
-
-    if not isinstance(_maxsim_fwd_kernel, JITFunction):
-        raise RuntimeError("aot_compile_all: kernels were built for the interpreter "
-                           "(TRITON_INTERPRET=1); run it in a fresh process without it")
-    target = GPUTarget("cuda", arch, 32)
+    target = gpu_target(arch, _maxsim_fwd_kernel)
     done = []
     # Every dtype with and without q_mask, and both D paths (one chunk / looped chunks).
     variants = [(torch.float32, True, 32, 128), (torch.float32, False, 3, 130),
@@ -177,14 +172,8 @@ def aot_compile_all(arch: int) -> List[str]:
         signature = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1", "v_ptr": f"*{tl_name}",
                      "starts_ptr": "*i64", "lengths_ptr": "*i64", "out_ptr": "*fp32",
                      "Lq": "i32", "D": "i32", "N": "i32"}
-        signature.update({k: "constexpr" for k in constexprs})
-        src = ASTSource(fn=_maxsim_fwd_kernel, signature=signature, constexprs=constexprs)
-        compiled = triton.compile(src, target=target, options={"num_warps": _NUM_WARPS})
-        cubin = compiled.asm.get("cubin", b"")
-        if not cubin:
-            raise RuntimeError(f"aot_compile_all: no cubin for sm_{arch} {tl_name}")
-        done.append(f"_maxsim_fwd_kernel sm_{arch} {tl_name} mask={has_mask} Lq={Lq} D={D}: "
-                    f"{len(cubin)} B cubin, {compiled.metadata.shared} B shared memory")
+        info = compile_variant(_maxsim_fwd_kernel, signature, constexprs, target, _NUM_WARPS)
+        done.append(f"_maxsim_fwd_kernel sm_{arch} {tl_name} mask={has_mask} Lq={Lq} D={D}: {info}")
     return done
 
 

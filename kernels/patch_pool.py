@@ -23,6 +23,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ._aot import compile_variant, gpu_target
+
 # Tiling. The grid is (pages, D blocks): a program owns BLOCK_D columns of one page and walks the
 # page's rows in BLOCK_N chunks (runtime trip count: pages are ragged). Splitting D keeps one large
 # page busy on many SMs (D = 2048 -> 32 programs) and makes each row chunk a coalesced
@@ -169,14 +171,7 @@ def aot_compile_all(arch: int) -> List[str]:
     """Compiles _patch_pool_fwd_kernel for CUDA sm_`arch`: every dtype with each tile shape
     _config produces (D is a runtime argument, so BLOCK_D in {16, 32, 64} with its BLOCK_N covers
     every D). Raises on any lowering error; returns one line per compiled variant."""
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-    from triton.runtime.jit import JITFunction
-
-    if not isinstance(_patch_pool_fwd_kernel, JITFunction):
-        raise RuntimeError("aot_compile_all: kernels were built for the interpreter "
-                           "(TRITON_INTERPRET=1); run it in a fresh process without it")
-    target = GPUTarget("cuda", arch, 32)
+    target = gpu_target(arch, _patch_pool_fwd_kernel)
     done = []
     variants = [(dtype, D) for dtype in _TL_DTYPES for D in (7, 32, 2048)]
     for dtype, D in variants:
@@ -184,15 +179,9 @@ def aot_compile_all(arch: int) -> List[str]:
         constexprs = _config(D)
         signature = {"v_ptr": f"*{tl_name}", "starts_ptr": "*i64", "lengths_ptr": "*i64",
                      "out_ptr": "*fp32", "D": "i32", "correction": "i32"}
-        signature.update({k: "constexpr" for k in constexprs})
-        src = ASTSource(fn=_patch_pool_fwd_kernel, signature=signature, constexprs=constexprs)
-        compiled = triton.compile(src, target=target, options={"num_warps": _NUM_WARPS})
-        cubin = compiled.asm.get("cubin", b"")
-        if not cubin:
-            raise RuntimeError(f"aot_compile_all: no cubin for sm_{arch} {tl_name}")
+        info = compile_variant(_patch_pool_fwd_kernel, signature, constexprs, target, _NUM_WARPS)
         done.append(f"_patch_pool_fwd_kernel sm_{arch} {tl_name} D={D} "
-                    f"BLOCK_N={constexprs['BLOCK_N']} BLOCK_D={constexprs['BLOCK_D']}: "
-                    f"{len(cubin)} B cubin, {compiled.metadata.shared} B shared memory")
+                    f"BLOCK_N={constexprs['BLOCK_N']} BLOCK_D={constexprs['BLOCK_D']}: {info}")
     return done
 
 

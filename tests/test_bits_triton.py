@@ -299,6 +299,8 @@ def test_aot_compile_sm80_sm90(tmp_path):
     src = open(K.__file__).read()
     bad = src.replace("PM1).to(q_tile.dtype)", "PM1)", 1)
     assert bad != src
+    # The copy is imported as a top-level module: its package-relative import must be absolute.
+    bad = bad.replace("from ._aot import", "from colkern.triton_kernels._aot import")
     (tmp_path / "bits_broken.py").write_text(bad)
     bad_code = ("import sys; sys.path.insert(0, sys.argv[2]); import bits_broken\n"
                 "try:\n    bits_broken.aot_compile_all(int(sys.argv[1]))\n"

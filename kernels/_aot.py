@@ -1,0 +1,34 @@
+"""Ahead-of-time compilation helpers shared by the kernel modules' aot_compile_all().
+
+They check that a kernel lowers to PTX and a cubin for a GPU this machine need not have. They
+must run in a process where TRITON_INTERPRET was not set when Triton was imported: @triton.jit
+then yields an interpreter function, which cannot be compiled.
+"""
+from __future__ import annotations
+
+import triton
+
+
+def gpu_target(arch: int, kernel):
+    """The CUDA sm_`arch` target, after checking `kernel` is a real (compilable) JIT function."""
+    from triton.backends.compiler import GPUTarget
+    from triton.runtime.jit import JITFunction
+
+    if not isinstance(kernel, JITFunction):
+        raise RuntimeError("aot_compile_all: kernels were built for the interpreter "
+                           "(TRITON_INTERPRET=1); run it in a fresh process without it")
+    return GPUTarget("cuda", arch, 32)
+
+
+def compile_variant(fn, signature: dict, constexprs: dict, target, num_warps: int) -> str:
+    """Compiles one specialisation of `fn`; raises on a lowering error or a missing cubin.
+    -> "<cubin bytes> B cubin, <shared bytes> B shared memory"."""
+    from triton.compiler import ASTSource
+
+    signature = dict(signature, **{k: "constexpr" for k in constexprs})
+    src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+    compiled = triton.compile(src, target=target, options={"num_warps": num_warps})
+    cubin = compiled.asm.get("cubin", b"")
+    if not cubin:
+        raise RuntimeError(f"aot_compile_all: no cubin for {fn.__name__} sm_{target.arch}")
+    return f"{len(cubin)} B cubin, {compiled.metadata.shared} B shared memory"
