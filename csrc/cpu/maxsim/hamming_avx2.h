@@ -70,31 +70,43 @@ inline void hamming_avx2_fixed(const uint64_t* q, int64_t n_tok, const uint8_t* 
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i zero = _mm256_setzero_si256();
-  for (int64_t t = 0; t < n_tok; ++t) {
-    __m256i q_lo[WORDS], q_hi[WORDS];
-    for (int w = 0; w < WORDS; ++w) {
-      q_lo[w] = _mm256_set1_epi64x(static_cast<long long>(q[t * WORDS + w] & kLow));
-      q_hi[w] = _mm256_set1_epi64x(static_cast<long long>((q[t * WORDS + w] >> 4) & kLow));
+  // Two query tokens per pass over the planes: each plane load feeds both, and the two
+  // independent chains keep more shuffles in flight.
+  constexpr int TQ = 2;
+  for (int64_t t0 = 0; t0 < n_tok; t0 += TQ) {
+    const int nq = n_tok - t0 < TQ ? static_cast<int>(n_tok - t0) : TQ;
+    __m256i q_lo[TQ][WORDS], q_hi[TQ][WORDS], acc[TQ];
+    for (int i = 0; i < TQ; ++i) {
+      const int64_t t = t0 + (i < nq ? i : 0);  // a missing second token repeats the first
+      for (int w = 0; w < WORDS; ++w) {
+        q_lo[i][w] = _mm256_set1_epi64x(static_cast<long long>(q[t * WORDS + w] & kLow));
+        q_hi[i][w] = _mm256_set1_epi64x(static_cast<long long>((q[t * WORDS + w] >> 4) & kLow));
+      }
+      // vpsadbw leaves each distance in the low dword of its qword and 0 in the high dword,
+      // so an unsigned 32-bit min over all lanes is a min over the 4 rows.
+      acc[i] = _mm256_set1_epi64x(INT32_MAX);
     }
-    // vpsadbw leaves each distance in the low dword of its qword and 0 in the high dword, so
-    // an unsigned 32-bit min over all lanes is a min over the 4 rows (high dwords stay 0).
-    __m256i acc = _mm256_set1_epi64x(INT32_MAX);
     for (int64_t grp = 0; grp < groups; ++grp) {
-      __m256i counts = zero;
+      __m256i counts[TQ];
       for (int w = 0; w < WORDS; ++w) {
         const uint64_t* plane = planes + (grp * WORDS + w) * 2 * 4;
-        const __m256i lo = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(plane)), q_lo[w]);
-        const __m256i hi = _mm256_xor_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(plane + 4)), q_hi[w]);
-        const __m256i c = _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
-        counts = w == 0 ? c : _mm256_add_epi8(counts, c);  // <= 8 * WORDS per byte
+        const __m256i p_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane));
+        const __m256i p_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(plane + 4));
+        for (int i = 0; i < TQ; ++i) {
+          const __m256i c = _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(p_lo, q_lo[i][w])),
+                                            _mm256_shuffle_epi8(lut, _mm256_xor_si256(p_hi, q_hi[i][w])));
+          counts[i] = w == 0 ? c : _mm256_add_epi8(counts[i], c);  // <= 8 * WORDS per byte
+        }
       }
-      acc = _mm256_min_epu32(acc, _mm256_sad_epu8(counts, zero));
+      for (int i = 0; i < TQ; ++i) acc[i] = _mm256_min_epu32(acc[i], _mm256_sad_epu8(counts[i], zero));
     }
-    alignas(32) int32_t lanes[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
-    int32_t m = best[t];
-    for (int r = 0; r < 8; r += 2) m = lanes[r] < m ? lanes[r] : m;
-    best[t] = m;
+    for (int i = 0; i < nq; ++i) {
+      alignas(32) int32_t lanes[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc[i]);
+      int32_t m = best[t0 + i];
+      for (int r = 0; r < 8; r += 2) m = lanes[r] < m ? lanes[r] : m;
+      best[t0 + i] = m;
+    }
   }
 }
 
