@@ -23,7 +23,7 @@ struct Problem {
   DType q_dtype = DType::F32;
   int64_t B = 0, Lq = 0, D = 0;
   const uint8_t* q_mask = nullptr;  // [B, Lq] (0 = token ignored) or null for all valid
-  const void* values = nullptr;   // [T, D] contiguous, dtype v_dtype
+  const void* values = nullptr;   // [T, D] contiguous in v_dtype (bit types: [T, ceil(D/8)] bytes)
   DType v_dtype = DType::F32;
   int64_t T = 0;
   const int64_t* starts = nullptr;   // [N]
