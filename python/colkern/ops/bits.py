@@ -22,7 +22,7 @@ from torch import Tensor
 from .. import _C
 from .._backend import BITS_CODES, dtype_code
 from ._docs import Docs, PackedDocs, normalize_docs, normalize_q_mask, normalize_queries
-from .maxsim import chunked_topk
+from .maxsim import chunked_topk, maxsim_rows_ref
 
 _MODES = ("pm1", "01")
 _FLOAT = (torch.float32, torch.float16, torch.bfloat16)
@@ -91,7 +91,7 @@ def maxsim_bits_ref(Q: Tensor, docs_bits: Docs, *, dim: int, q_mask: Optional[Te
     Qn, qm, squeeze = normalize_queries(Q, q_mask, dim, Q.dtype if Q.dtype in _FLOAT else torch.float32,
                                         bits.device, op="maxsim_bits_ref")
     docs = unpack_bits(bits, dim, mode=mode, dtype=dtype)
-    out = _maxsim_rows(Qn.to(dtype), qm, docs, starts, lens)
+    out = maxsim_rows_ref(Qn, qm, docs, starts, lens, dtype)
     return out[0] if squeeze else out
 
 
@@ -127,15 +127,6 @@ def _normalize_bit_queries(Q_bits: Tensor, q_mask: Optional[Tensor], dim: int, d
     q_mask = normalize_q_mask(q_mask, Q_bits.shape[:2], squeeze, device, op, "docs_bits")
     return Q_bits.contiguous(), q_mask, squeeze
 
-
-def _maxsim_rows(q: Tensor, q_mask: Optional[Tensor], docs: Tensor, starts: Tensor, lens: Tensor) -> Tensor:
-    B, Lq, _ = q.shape
-    valid = q_mask if q_mask is not None else torch.ones(B, Lq, dtype=torch.bool, device=q.device)
-    out = torch.zeros(B, starts.shape[0], dtype=q.dtype, device=q.device)
-    for n, (s, l) in enumerate(zip(starts.tolist(), lens.tolist())):
-        if l:
-            out[:, n] = torch.where(valid, (q @ docs[s:s + l].T).amax(2), 0).sum(1)
-    return out.float()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -177,20 +177,27 @@ def maxsim_topk(Q: Tensor, docs: Docs, k: int, *, q_mask: Optional[Tensor] = Non
     return (s[0], i[0]) if squeeze else (s, i)
 
 
+def maxsim_rows_ref(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
+                    lengths: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    """The reference on the ops' own form: Q [B, Lq, D], q_mask [B, Lq] or None, document n =
+    values[starts[n] : starts[n] + lengths[n]]; one matmul per document in `dtype`.
+    -> float32 [B, N] (empty documents 0, masked tokens ignored)."""
+    B, Lq, _ = Q.shape
+    q = Q.to(dtype)
+    valid = q_mask if q_mask is not None else torch.ones(B, Lq, dtype=torch.bool, device=Q.device)
+    out = torch.zeros(B, starts.shape[0], dtype=dtype, device=Q.device)
+    for n, (s, l) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        if l:
+            sim = q @ values[s:s + l].to(dtype).T  # [B, Lq, l]
+            out[:, n] = torch.where(valid, sim.amax(2), 0).sum(1)
+    return out.float()
+
+
 def maxsim_ref(Q: Tensor, docs: Docs, *, q_mask: Optional[Tensor] = None,
                lengths: Optional[Tensor] = None, mask: Optional[Tensor] = None,
                offsets: Optional[Tensor] = None, dtype: torch.dtype = torch.float64) -> Tensor:
     """Pure-torch reference: one matmul per document in `dtype` (after casting Q to the corpus
     dtype, as the kernels do). Same inputs, conventions and output shape as maxsim."""
     Qn, qm, values, starts, lens, squeeze = _prepare(Q, docs, q_mask, lengths, mask, offsets, "maxsim_ref")
-    B, Lq, _ = Qn.shape
-    q = Qn.to(dtype)
-    valid = qm if qm is not None else torch.ones(B, Lq, dtype=torch.bool, device=Q.device)
-    out = torch.zeros(B, starts.shape[0], dtype=dtype, device=Q.device)
-    for n, (s, l) in enumerate(zip(starts.tolist(), lens.tolist())):
-        if l == 0:
-            continue
-        sim = q @ values[s:s + l].to(dtype).T  # [B, Lq, l]
-        out[:, n] = torch.where(valid, sim.amax(2), 0).sum(1)
-    out = out.float()
+    out = maxsim_rows_ref(Qn, qm, values, starts, lens, dtype)
     return out[0] if squeeze else out
