@@ -22,7 +22,7 @@ from torch import Tensor
 from .. import _C
 from .._backend import BITS_CODES, dtype_code
 from ._docs import Docs, PackedDocs, normalize_docs, normalize_q_mask, normalize_queries
-from .maxsim import chunked_topk, maxsim_rows_ref
+from .maxsim import cuda_topk, fake_topk, maxsim_rows_ref, topk_outputs
 
 _MODES = ("pm1", "01")
 _FLOAT = (torch.float32, torch.float16, torch.bfloat16)
@@ -218,7 +218,7 @@ def _maxsim_bits_topk_op(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, star
     _check_bits_op(Q, q_mask, bits, starts, lengths, dim, "maxsim_bits_topk", True)
     _check_mode(mode, "maxsim_bits_topk")
     q, qm, b, T, st, ln, N = _ptrs(Q, q_mask, bits, starts, lengths)
-    scores, indices = _topk_outputs(Q.shape[0], N, k, "maxsim_bits_topk")
+    scores, indices = topk_outputs(Q.shape[0], N, k, "maxsim_bits_topk")
     _C.maxsim_topk(q, dtype_code(Q.dtype), Q.shape[0], Q.shape[1], dim, qm, b, BITS_CODES[mode], T,
                    st, ln, N, k, scores.data_ptr(), indices.data_ptr(), torch.get_num_threads())
     return scores, indices
@@ -226,7 +226,7 @@ def _maxsim_bits_topk_op(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, star
 
 @_maxsim_bits_topk_op.register_fake
 def _(Q, q_mask, bits, starts, lengths, dim, mode, k):
-    return _fake_topk(Q, starts, k)
+    return fake_topk(Q, starts, k)
 
 
 @_maxsim_bits_topk_op.register_kernel("cuda")
@@ -234,7 +234,7 @@ def _(Q, q_mask, bits, starts, lengths, dim, mode, k):
     _check_bits_op(Q, q_mask, bits, starts, lengths, dim, "maxsim_bits_topk", True)
     from ..triton_kernels.bits import maxsim_bits_triton
 
-    return _cuda_topk(lambda lo, hi: maxsim_bits_triton(Q, q_mask, bits, starts[lo:hi], lengths[lo:hi], dim, mode),
+    return cuda_topk(lambda lo, hi: maxsim_bits_triton(Q, q_mask, bits, starts[lo:hi], lengths[lo:hi], dim, mode),
                       Q, starts.shape[0], k, "maxsim_bits_topk")
 
 
@@ -267,7 +267,7 @@ def _maxsim_hamming_topk_op(Q_bits: Tensor, q_mask: Optional[Tensor], bits: Tens
                             lengths: Tensor, dim: int, k: int) -> Tuple[Tensor, Tensor]:
     _check_bits_op(Q_bits, q_mask, bits, starts, lengths, dim, "maxsim_hamming_topk", False)
     q, qm, b, T, st, ln, N = _ptrs(Q_bits, q_mask, bits, starts, lengths)
-    scores, indices = _topk_outputs(Q_bits.shape[0], N, k, "maxsim_hamming_topk")
+    scores, indices = topk_outputs(Q_bits.shape[0], N, k, "maxsim_hamming_topk")
     _C.maxsim_hamming_topk(q, Q_bits.shape[0], Q_bits.shape[1], dim, qm, b, T, st, ln, N, k,
                            scores.data_ptr(), indices.data_ptr(), torch.get_num_threads())
     return scores, indices
@@ -275,7 +275,7 @@ def _maxsim_hamming_topk_op(Q_bits: Tensor, q_mask: Optional[Tensor], bits: Tens
 
 @_maxsim_hamming_topk_op.register_fake
 def _(Q_bits, q_mask, bits, starts, lengths, dim, k):
-    return _fake_topk(Q_bits, starts, k)
+    return fake_topk(Q_bits, starts, k)
 
 
 @_maxsim_hamming_topk_op.register_kernel("cuda")
@@ -283,30 +283,8 @@ def _(Q_bits, q_mask, bits, starts, lengths, dim, k):
     _check_bits_op(Q_bits, q_mask, bits, starts, lengths, dim, "maxsim_hamming_topk", False)
     from ..triton_kernels.bits import maxsim_hamming_triton
 
-    return _cuda_topk(lambda lo, hi: maxsim_hamming_triton(Q_bits, q_mask, bits, starts[lo:hi], lengths[lo:hi], dim),
+    return cuda_topk(lambda lo, hi: maxsim_hamming_triton(Q_bits, q_mask, bits, starts[lo:hi], lengths[lo:hi], dim),
                       Q_bits, starts.shape[0], k, "maxsim_hamming_topk")
-
-
-def _topk_outputs(B: int, N: int, k: int, op: str):
-    if k < 1:
-        raise ValueError(f"{op}: k must be >= 1, got {k}")
-    keep = min(k, N)
-    return torch.empty(B, keep, dtype=torch.float32), torch.empty(B, keep, dtype=torch.int64)
-
-
-def _fake_topk(Q, starts, k):
-    keep = torch.sym_min(k, starts.shape[0])
-    return (Q.new_empty((Q.shape[0], keep), dtype=torch.float32),
-            Q.new_empty((Q.shape[0], keep), dtype=torch.int64))
-
-
-def _cuda_topk(score_chunk, Q, N, k, op):
-    if k < 1:
-        raise ValueError(f"{op}: k must be >= 1, got {k}")
-    if N == 0:
-        empty = Q.new_empty((Q.shape[0], 0), dtype=torch.float32)
-        return empty, empty.to(torch.int64)
-    return chunked_topk(score_chunk, N, k)
 
 
 # ---------------------------------------------------------------------------------------------

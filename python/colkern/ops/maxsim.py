@@ -84,11 +84,7 @@ def _(Q, q_mask, values, starts, lengths):
 def _maxsim_topk_op(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
                     lengths: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     _check_op_inputs(Q, q_mask, values, starts, lengths)
-    if k < 1:
-        raise ValueError(f"maxsim_topk: k must be >= 1, got {k}")
-    keep = min(k, starts.shape[0])
-    scores = torch.empty(Q.shape[0], keep, dtype=torch.float32)
-    indices = torch.empty(Q.shape[0], keep, dtype=torch.int64)
+    scores, indices = topk_outputs(Q.shape[0], starts.shape[0], k, "maxsim_topk")
     _C.maxsim_topk(*_cpu_args(Q, q_mask, values, starts, lengths), k, scores.data_ptr(),
                    indices.data_ptr(), torch.get_num_threads())
     return scores, indices
@@ -96,9 +92,7 @@ def _maxsim_topk_op(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts:
 
 @_maxsim_topk_op.register_fake
 def _(Q, q_mask, values, starts, lengths, k):
-    keep = torch.sym_min(k, starts.shape[0])
-    return (Q.new_empty((Q.shape[0], keep), dtype=torch.float32),
-            Q.new_empty((Q.shape[0], keep), dtype=torch.int64))
+    return fake_topk(Q, starts, k)
 
 
 def chunked_topk(score_chunk: Callable[[int, int], Tensor], n_docs: int, k: int,
@@ -120,18 +114,39 @@ def chunked_topk(score_chunk: Callable[[int, int], Tensor], n_docs: int, k: int,
     return best_s, best_i
 
 
+def topk_outputs(B: int, N: int, k: int, op: str) -> Tuple[Tensor, Tensor]:
+    """Checks k and allocates the CPU top-k outputs: [B, min(k, N)] float32 and int64."""
+    if k < 1:
+        raise ValueError(f"{op}: k must be >= 1, got {k}")
+    keep = min(k, N)
+    return torch.empty(B, keep, dtype=torch.float32), torch.empty(B, keep, dtype=torch.int64)
+
+
+def fake_topk(Q: Tensor, starts: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+    """Fake (meta) top-k outputs, [B, min(k, N)] with a symbolic N."""
+    keep = torch.sym_min(k, starts.shape[0])
+    return (Q.new_empty((Q.shape[0], keep), dtype=torch.float32),
+            Q.new_empty((Q.shape[0], keep), dtype=torch.int64))
+
+
+def cuda_topk(score_chunk: Callable[[int, int], Tensor], Q: Tensor, N: int, k: int,
+              op: str) -> Tuple[Tensor, Tensor]:
+    """GPU top-k of N documents scored by score_chunk(lo, hi), via chunked_topk."""
+    if k < 1:
+        raise ValueError(f"{op}: k must be >= 1, got {k}")
+    if N == 0:
+        empty = Q.new_empty((Q.shape[0], 0), dtype=torch.float32)
+        return empty, empty.to(torch.int64)
+    return chunked_topk(score_chunk, N, k)
+
+
 @_maxsim_topk_op.register_kernel("cuda")
 def _(Q, q_mask, values, starts, lengths, k):
     _check_op_inputs(Q, q_mask, values, starts, lengths)
-    if k < 1:
-        raise ValueError(f"maxsim_topk: k must be >= 1, got {k}")
     from ..triton_kernels.maxsim import maxsim_triton
 
-    if starts.shape[0] == 0:
-        empty = Q.new_empty((Q.shape[0], 0), dtype=torch.float32)
-        return empty, empty.to(torch.int64)
-    return chunked_topk(lambda lo, hi: maxsim_triton(Q, q_mask, values, starts[lo:hi], lengths[lo:hi]),
-                        starts.shape[0], k)
+    return cuda_topk(lambda lo, hi: maxsim_triton(Q, q_mask, values, starts[lo:hi], lengths[lo:hi]),
+                     Q, starts.shape[0], k, "maxsim_topk")
 
 
 # ---------------------------------------------------------------------------------------------
