@@ -18,6 +18,7 @@ def _docs(n=12, dim=DIM, seed=0, lo=0, hi=9):
 
 def _assert_same(a: MultiVectorIndex, b: MultiVectorIndex):
     assert a.dim == b.dim and a.num_docs == b.num_docs and a.num_vectors == b.num_vectors
+    assert a.attrs == b.attrs
     assert a.ids == b.ids
     assert torch.equal(a.offsets, b.offsets) and a.offsets.dtype == torch.int64
     assert torch.equal(a.bits, b.bits) and a.bits.dtype == torch.uint8
@@ -29,7 +30,8 @@ def _assert_same(a: MultiVectorIndex, b: MultiVectorIndex):
 
 @pytest.fixture
 def saved(tmp_path):
-    idx = MultiVectorIndex.build(_docs(), ids=[f"doc-{i:02d}" for i in range(12)])
+    idx = MultiVectorIndex.build(_docs(), ids=[f"doc-{i:02d}" for i in range(12)],
+                                 attrs={"model": "/m/\u00fc", "dpi": 144, "nested": {"a": [1, 2.5, None]}})
     path = tmp_path / "corpus.colk"
     idx.save(path)
     return idx, str(path)
@@ -110,6 +112,35 @@ def test_add_equals_build_of_all():
     assert bits_only.floats is None and torch.equal(bits_only.bits, MultiVectorIndex.build(a + b).bits)
 
 
+def test_concat_equals_build_of_all():
+    a, b, c = _docs(4, seed=1), _docs(3, seed=2), _docs(2, seed=3)
+    parts = [MultiVectorIndex.build(x, ids=[f"{tag}{i}" for i in range(len(x))], attrs={"part": tag})
+             for x, tag in ((a, "a"), (b, "b"), (c, "c"))]
+    whole = MultiVectorIndex.concat(parts)
+    _assert_same(whole, MultiVectorIndex.build(a + b + c, ids=[i for p in parts for i in p.ids],
+                                               attrs={"part": "a"}))
+    assert whole.attrs == {"part": "a"}
+    assert MultiVectorIndex.concat(parts, attrs={"x": 1}).attrs == {"x": 1}
+    with pytest.raises(ValueError, match="unique"):
+        MultiVectorIndex.concat([parts[0], parts[0]])
+    with pytest.raises(ValueError, match=r"indexes\[1\] holds floats None"):
+        MultiVectorIndex.concat([parts[0], MultiVectorIndex.build(b, keep_float=False)])
+    with pytest.raises(ValueError, match=r"indexes\[1\] has dim 7"):
+        MultiVectorIndex.concat([parts[0], MultiVectorIndex.build([torch.randn(2, 7)])])
+    with pytest.raises(ValueError, match="non-empty"):
+        MultiVectorIndex.concat([])
+
+
+def test_attrs_validation():
+    with pytest.raises(TypeError, match="attrs must be a dict"):
+        MultiVectorIndex.build(_docs(2), attrs=["x"])
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        MultiVectorIndex.build(_docs(2), attrs={"t": torch.zeros(1)})
+    with pytest.raises(ValueError, match="JSON-serialisable"):
+        MultiVectorIndex.build(_docs(2), attrs={"nan": float("nan")})
+    assert MultiVectorIndex.build(_docs(2)).attrs == {}
+
+
 # -- save / load round trips --------------------------------------------------------------------
 
 
@@ -119,7 +150,8 @@ def test_round_trip(tmp_path, float_dtype, mmap):
     docs = _docs(lo=0)  # some empty documents
     ids = [f"página {i} \u2603 \"quoted\"" for i in range(len(docs))]  # non-ASCII and JSON escapes
     idx = MultiVectorIndex.build(docs, ids=ids, keep_float=float_dtype is not None,
-                                 float_dtype=float_dtype or torch.float16)
+                                 float_dtype=float_dtype or torch.float16,
+                                 attrs={"model": "/m/\u00fc", "dpi": 144, "nested": {"a": [1, 2.5, None]}})
     path = tmp_path / "idx.colk"
     idx.save(path)
     with open(path, "rb") as f:
@@ -128,6 +160,7 @@ def test_round_trip(tmp_path, float_dtype, mmap):
     back = MultiVectorIndex.load(path, mmap=mmap)
     _assert_same(idx, back)
     assert back.is_mmap == mmap and back.path == str(path)
+    assert back.attrs["nested"] == {"a": [1, 2.5, None]}
     # arrays are 64-byte aligned in the file (hence in the mapping)
     for t in (back.bits, back.offsets, back.floats):
         if t is not None and t.numel():

@@ -17,7 +17,8 @@ File format, version 1 (all integers little-endian):
     bytes 16..23  uint64 length J of the metadata block
     bytes 24..    metadata: J bytes of UTF-8 JSON (first key "sha256"; then format_version, dim,
                   num_docs, num_vectors, float_dtype, byteorder, ids, payload_nbytes and
-                  "arrays": name -> {"dtype", "shape", "offset", "nbytes"})
+                  "arrays": name -> {"dtype", "shape", "offset", "nbytes"}; optional "attrs",
+                  the index's user metadata, a JSON object)
     P = the first multiple of 64 at or after 24 + J: the payload, payload_nbytes bytes long.
                   Arrays "offsets" (int64 [N+1]), "bits" (uint8 [T, ceil(dim/8)]) and, when kept,
                   "floats" ([T, dim]) lie at P + offset, every offset a multiple of 64 (so each can
@@ -82,13 +83,17 @@ class MultiVectorIndex:
       floats   [T, dim] float32/float16/bfloat16, or None for a bits-only index
       offsets  int64 [N+1]             document n = rows offsets[n]:offsets[n+1]
       ids      list of N unique str
+      attrs    dict of JSON-serialisable user metadata saved with the index (e.g. how the
+               documents were made: colkern index stores the model, DPI and tiling here)
     An index loaded with mmap=True keeps its arrays in read-only file mappings: writing into
     them is not allowed (the pages are mapped read-only and a write faults).
     """
 
     def __init__(self, bits: Tensor, offsets: Tensor, dim: int, *, floats: Optional[Tensor] = None,
-                 ids: Optional[Sequence[str]] = None, path: Optional[str] = None, mmap: bool = False):
+                 ids: Optional[Sequence[str]] = None, path: Optional[str] = None, mmap: bool = False,
+                 attrs: Optional[dict] = None):
         _check_arrays(bits, offsets, dim, floats, "MultiVectorIndex")
+        self.attrs = _check_attrs(attrs, "MultiVectorIndex")
         n = offsets.numel() - 1
         self.bits = bits
         self.offsets = offsets
@@ -104,7 +109,7 @@ class MultiVectorIndex:
 
     @classmethod
     def build(cls, docs, *, ids: Optional[Sequence[str]] = None, keep_float: bool = True,
-              float_dtype: torch.dtype = torch.float16) -> "MultiVectorIndex":
+              float_dtype: torch.dtype = torch.float16, attrs: Optional[dict] = None) -> "MultiVectorIndex":
         """Index a list of [L_i, dim] float tensors (or a float PackedDocs).
 
         keep_float: also store the vectors (in `float_dtype`) for float rescoring; without them
@@ -113,14 +118,39 @@ class MultiVectorIndex:
         values, offsets = _pack_float(docs, "MultiVectorIndex.build")
         floats = _float_copy(values, float_dtype, "MultiVectorIndex.build") if keep_float else None
         bits = pack_bits(values.contiguous())
-        return cls(bits, offsets, values.shape[1], floats=floats, ids=ids)
+        return cls(bits, offsets, values.shape[1], floats=floats, ids=ids, attrs=attrs)
 
     @classmethod
     def from_arrays(cls, bits: Tensor, offsets: Tensor, dim: int, *, floats: Optional[Tensor] = None,
-                    ids: Optional[Sequence[str]] = None) -> "MultiVectorIndex":
+                    ids: Optional[Sequence[str]] = None, attrs: Optional[dict] = None) -> "MultiVectorIndex":
         """Wrap precomputed arrays (no copy): bits uint8 [T, ceil(dim/8)], offsets int64 [N+1],
         optional floats [T, dim]. The bits must be colkern.pack_bits of the floats, if both."""
-        return cls(bits, offsets, dim, floats=floats, ids=ids)
+        return cls(bits, offsets, dim, floats=floats, ids=ids, attrs=attrs)
+
+    @classmethod
+    def concat(cls, indexes: Sequence["MultiVectorIndex"], *, attrs: Optional[dict] = None) -> "MultiVectorIndex":
+        """One in-memory index holding the documents of `indexes` in order (ids must stay unique).
+        All must have the same dim and either all or none hold floats (same float dtype).
+        attrs default to the first index's."""
+        op = "MultiVectorIndex.concat"
+        indexes = list(indexes)
+        if not indexes or not all(isinstance(x, MultiVectorIndex) for x in indexes):
+            raise ValueError(f"{op}: indexes must be a non-empty sequence of MultiVectorIndex")
+        first = indexes[0]
+        for i, x in enumerate(indexes[1:], 1):
+            if x.dim != first.dim:
+                raise ValueError(f"{op}: indexes[{i}] has dim {x.dim} but indexes[0] has dim {first.dim}")
+            if x.float_dtype != first.float_dtype:
+                raise ValueError(f"{op}: indexes[{i}] holds floats {x.float_dtype} but indexes[0] holds "
+                                 f"{first.float_dtype}")
+        bits = torch.cat([x.bits for x in indexes], 0)
+        floats = torch.cat([x.floats for x in indexes], 0) if first.floats is not None else None
+        lengths = torch.cat([x.offsets[1:] - x.offsets[:-1] for x in indexes])
+        offsets = torch.zeros(lengths.numel() + 1, dtype=torch.int64)
+        torch.cumsum(lengths, 0, out=offsets[1:])
+        ids = [i for x in indexes for i in x.ids]
+        return cls(bits, offsets, first.dim, floats=floats, ids=ids,
+                   attrs=first.attrs if attrs is None else attrs)
 
     def add(self, docs, ids: Optional[Sequence[str]] = None) -> "MultiVectorIndex":
         """Append documents (a list of [L_i, dim] float tensors or a PackedDocs); re-packs the
@@ -152,7 +182,7 @@ class MultiVectorIndex:
         """A copy of the index with its arrays on `device` (e.g. "cuda" for GPU search)."""
         floats = self.floats.to(device) if self.floats is not None else None
         return MultiVectorIndex(self.bits.to(device), self.offsets.to(device), self.dim, floats=floats,
-                                ids=list(self.ids))
+                                ids=list(self.ids), attrs=json.loads(json.dumps(self.attrs)))
 
     # -- properties -----------------------------------------------------------------------------
 
@@ -255,6 +285,7 @@ class MultiVectorIndex:
             "payload_nbytes": pos,
             "arrays": layout,
             "ids": list(self.ids),
+            "attrs": _check_attrs(self.attrs, "MultiVectorIndex.save"),
         }
         block = json.dumps(meta, ensure_ascii=True, separators=(",", ":")).encode("ascii")
         digest_at = _FIXED.size + block.index(b'"' + b"0" * 64 + b'"') + 1
@@ -354,7 +385,7 @@ class MultiVectorIndex:
         _check_loaded_offsets(offsets, meta["num_vectors"], path)
         try:
             return cls(arrays["bits"], offsets, meta["dim"], floats=arrays.get("floats"), ids=meta["ids"],
-                       path=path, mmap=mmap)
+                       path=path, mmap=mmap, attrs=meta.get("attrs"))
         except (TypeError, ValueError) as e:
             raise IndexFormatError(f"index file {path!r} is corrupt: {e}") from None
 
@@ -438,6 +469,19 @@ def _check_arrays(bits, offsets, dim, floats, op: str) -> None:
             raise ValueError(f"{op}: {name} must be contiguous")
 
 
+def _check_attrs(attrs, op: str) -> dict:
+    """attrs must survive a JSON round trip unchanged (it is stored in the metadata block)."""
+    if attrs is None:
+        return {}
+    if not isinstance(attrs, dict):
+        raise TypeError(f"{op}: attrs must be a dict of JSON-serialisable values, got {type(attrs).__name__}")
+    try:
+        text = json.dumps(attrs, ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{op}: attrs must be JSON-serialisable ({e})") from None
+    return json.loads(text)
+
+
 def _check_loaded_offsets(offsets: Tensor, T: int, path: str) -> None:
     o = offsets
     if o.numel() < 1 or int(o[0]) != 0 or int(o[-1]) != T or bool((o[1:] < o[:-1]).any()):
@@ -475,6 +519,8 @@ def _parse_meta(block: bytes, path: str) -> dict:
                 raise ValueError(f"array {name!r} has a bad byte range")
         if not isinstance(meta["ids"], list) or len(meta["ids"]) != n:
             raise ValueError(f"{len(meta['ids'])} ids for {n} documents")
+        if not isinstance(meta.get("attrs", {}), dict):
+            raise ValueError("attrs must be a JSON object")
     except (KeyError, TypeError, ValueError) as e:
         raise IndexFormatError(f"index file {path!r} is corrupt: bad metadata ({e})") from None
     return meta
