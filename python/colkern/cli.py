@@ -1,4 +1,4 @@
-"""Command line: `colkern info`, `colkern bench`."""
+"""Command line: `colkern info`, `colkern bench`, `colkern index`, `colkern search`."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +34,9 @@ def main(argv=None) -> int:
     b.add_argument("--repeat", type=int, default=3, help="timed runs per provider (median reported)")
     b.add_argument("--threads", type=int, default=0, help="torch/OpenMP threads (default: torch's)")
     b.set_defaults(func=_bench)
+    from .cli_pages import add_commands as add_page_commands
+
+    add_page_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
