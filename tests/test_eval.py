@@ -211,3 +211,63 @@ def test_format_table_markdown():
 def test_eval_result_is_a_dataclass_with_lists():
     res = ndcg_at_k(RUN, QRELS)
     assert isinstance(res, EvalResult) and res.k == 10 and res.metric == "ndcg@10"
+
+
+# -- search modes on one index ------------------------------------------------------------------
+
+
+def _clustered_corpus(n_docs=40, dim=64, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    centroids = torch.nn.functional.normalize(torch.randn(12, dim, generator=g), dim=1)
+    docs = []
+    for _ in range(n_docs):
+        L = int(torch.randint(20, 40, (1,), generator=g))
+        c = centroids[torch.randint(0, 12, (L,), generator=g)]
+        docs.append(torch.nn.functional.normalize(c + 0.6 * torch.randn(L, dim, generator=g), dim=1))
+    queries = {}
+    for q in range(12):
+        target = q * 3
+        rows = docs[target][torch.randperm(docs[target].shape[0], generator=g)[:6]]
+        queries[f"q{q}"] = torch.nn.functional.normalize(rows + 0.3 * torch.randn(6, dim, generator=g), dim=1)
+    qrels = {f"q{q}": {f"d{q * 3}": 1} for q in range(12)}
+    return docs, queries, qrels
+
+
+def test_compare_search_modes_on_float_and_binary_index():
+    import torch
+
+    import colkern
+    from colkern.eval import SEARCH_MODES, compare_search_modes, search_runs
+
+    docs, queries, qrels = _clustered_corpus()
+    ids = [f"d{i}" for i in range(len(docs))]
+    index = colkern.MultiVectorIndex.build(docs, ids=ids, float_dtype=torch.float32)
+    rows = compare_search_modes(queries, index, qrels, ks=(1, 5))
+    assert [r["run"] for r in rows] == list(SEARCH_MODES)
+    by_mode = {r["run"]: r for r in rows}
+    # exact float mode = recall of colkern.maxsim_topk over the whole corpus, computed independently
+    hits5 = hits1 = 0
+    for qid, Q in queries.items():
+        _, top = colkern.maxsim_topk(Q[None], docs, k=5)
+        ranked = [ids[i] for i in top[0].tolist()]
+        target = next(iter(qrels[qid]))
+        hits5 += target in ranked
+        hits1 += ranked[0] == target
+    assert by_mode["float (exact MaxSim)"]["recall@5"] == pytest.approx(hits5 / len(queries))
+    assert by_mode["float (exact MaxSim)"]["recall@1"] == pytest.approx(hits1 / len(queries))
+    # two-stage with every document kept as a candidate is exact float search
+    full = search_runs(queries, index, k=5, oversample=len(docs), modes=["hamming + float rescoring"])
+    exact = search_runs(queries, index, k=5, modes=["float (exact MaxSim)"])
+    assert [d for d, _ in full["hamming + float rescoring"]["q0"]] == [d for d, _ in exact["float (exact MaxSim)"]["q0"]]
+
+    binary = colkern.MultiVectorIndex.build(docs, ids=ids, keep_float=False)
+    rows = compare_search_modes(queries, binary, qrels, ks=(5,))
+    assert [r["run"] for r in rows] == ["float query x bits", "hamming", "hamming + bits rescoring"]
+    with pytest.raises(ValueError, match="needs float vectors"):
+        search_runs(queries, binary, modes=["float (exact MaxSim)"])
+    with pytest.raises(ValueError, match="modes must be"):
+        search_runs(queries, binary, modes=["nope"])
+    with pytest.raises(ValueError, match="queries must be"):
+        search_runs({}, binary)

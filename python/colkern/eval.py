@@ -231,3 +231,51 @@ def format_table(rows: Sequence[Mapping[str, object]], *, digits: int = 4) -> st
 
     rule = "| " + " | ".join(("-" * (w - 1) + ":") if num else "-" * w for w, num in zip(widths, numeric)) + " |"
     return "\n".join([line(columns), rule] + [line(r) for r in body])
+
+
+# -- float vs binary vs two-stage on one index --------------------------------------------------
+
+# name -> colkern.search arguments. Float modes need an index that keeps its float vectors.
+SEARCH_MODES = {
+    "float (exact MaxSim)": {"stage1": "float", "rescore": None},
+    "float query x bits": {"stage1": "bits", "rescore": None},
+    "hamming": {"stage1": "hamming", "rescore": None},
+    "hamming + float rescoring": {"stage1": "hamming", "rescore": "float"},
+    "hamming + bits rescoring": {"stage1": "hamming", "rescore": "bits"},
+}
+
+
+def search_runs(queries: Mapping[Hashable, "object"], index, *, k: int = 10, oversample: float = 10,
+                modes: Sequence[str] = None) -> Dict[str, Dict[Hashable, List[Tuple[str, float]]]]:
+    """One run per search mode over the same queries: mode name -> {query id: [(doc id, score)]}.
+
+    queries: query id -> float tensor [Lq, dim] (each query its own length). index: a
+    colkern.MultiVectorIndex. modes: names from SEARCH_MODES (default: all that the index
+    supports; the float ones need float vectors)."""
+    from .search import search  # torch-side import kept out of the metrics' import path
+
+    if modes is None:
+        modes = [m for m, kw in SEARCH_MODES.items()
+                 if index.floats is not None or "float" not in (kw["stage1"], kw["rescore"])]
+    unknown = [m for m in modes if m not in SEARCH_MODES]
+    if unknown or not modes:
+        raise ValueError(f"search_runs: modes must be a non-empty list drawn from {list(SEARCH_MODES)}, got {modes!r}")
+    if not isinstance(queries, Mapping) or not queries:
+        raise ValueError("search_runs: queries must be a non-empty dict query id -> [Lq, dim] tensor")
+    runs = {}
+    for mode in modes:
+        run = {}
+        for qid, Q in queries.items():
+            res = search(Q, index, k, oversample=oversample, **SEARCH_MODES[mode])
+            run[qid] = list(zip(res.ids, res.scores.tolist()))
+        runs[mode] = run
+    return runs
+
+
+def compare_search_modes(queries: Mapping[Hashable, "object"], index, qrels: Qrels, *, ks: Sequence[int] = (1, 5, 10),
+                         oversample: float = 10, modes: Sequence[str] = None) -> List[Dict[str, object]]:
+    """Recall@k and nDCG@k of exact float MaxSim, float x bits, hamming and two-stage search on
+    the same queries and index: compare_runs rows (print them with format_table)."""
+    runs = search_runs(queries, index, k=max(_check_k(k, "compare_search_modes") for k in ks),
+                       oversample=oversample, modes=modes)
+    return compare_runs(runs, qrels, ks)
