@@ -100,10 +100,12 @@ def normalize_docs(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
 
 def normalize_rows(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Optional[Tensor] = None,
                    offsets: Optional[Tensor] = None, op: str = "maxsim", arg: str = "docs",
-                   dtypes=(torch.float32, torch.float16, torch.bfloat16)):
+                   dtypes=(torch.float32, torch.float16, torch.bfloat16), keep_mask: bool = False):
     """-> (values [T, D], starts [N], lengths [N], row_mask [T] bool or None): like
     normalize_docs, but a padded batch whose mask has holes stays in place, with the mask
-    flattened to one flag per row of values (None when every row of every range is valid)."""
+    flattened to one flag per row of values (None when every row of every range is valid).
+    keep_mask=True passes any mask on as row_mask without looking for a prefix mask (saves
+    three small torch ops per call, for kernels that take a row mask at no extra cost)."""
     if isinstance(docs, PackedDocs):
         if offsets is not None or lengths is not None or mask is not None:
             raise ValueError(f"{op}: PackedDocs carries its own offsets; do not pass offsets, lengths or mask")
@@ -143,6 +145,10 @@ def normalize_rows(docs: Docs, *, lengths: Optional[Tensor] = None, mask: Option
             raise ValueError(f"{op}: mask must be bool [N, Ld] = [{N}, {Ld}], got {mask.dtype} {tuple(mask.shape)}")
         if mask.device != docs.device:
             raise ValueError(f"{op}: mask is on {mask.device} but {arg} is on {docs.device}")
+        if keep_mask:
+            starts = torch.arange(N, dtype=torch.int64, device=docs.device) * Ld
+            full = torch.full((N,), Ld, dtype=torch.int64, device=docs.device)
+            return docs.contiguous().view(N * Ld, D), starts, full, mask.reshape(-1).contiguous()
         counts = mask.sum(1)
         prefix = torch.arange(Ld, device=mask.device)[None, :] < counts[:, None]
         if bool(torch.equal(prefix, mask)):

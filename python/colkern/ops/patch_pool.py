@@ -161,8 +161,12 @@ def patch_pool(x: Docs, *, mask: Optional[Tensor] = None, lengths: Optional[Tens
     """
     if isinstance(correction, bool) or not isinstance(correction, int) or correction < 0:
         raise ValueError(f"patch_pool: correction must be an int >= 0, got {correction!r}")
+    # The CPU kernel lists each page's valid rows itself, so a mask costs it nothing; the CUDA
+    # path would gather the rows of a holey mask, so there a prefix mask becomes lengths.
+    keep_mask = isinstance(x, Tensor) and x.device.type == "cpu"
     values, starts, lens, row_mask = normalize_rows(x, lengths=lengths, mask=mask, offsets=offsets,
-                                                    op="patch_pool", arg="x", dtypes=_POOL_DTYPES)
+                                                    op="patch_pool", arg="x", dtypes=_POOL_DTYPES,
+                                                    keep_mask=keep_mask)
     return torch.ops.colkern.patch_pool(values, starts, lens, row_mask, correction)
 
 
