@@ -16,11 +16,16 @@ double fma_loop_gflops(int threads, int64_t iters) {
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
   {
     typename V::reg acc[12];
-    const float init = 1e-3f * static_cast<float>(omp_get_thread_num() + 1);
     const float a_val = 0.999f, b_val = 1e-4f;
     const typename V::reg a = V::bcast(&a_val), b = V::bcast(&b_val);
+    // Every chain starts from its own value: with one common start the chains are the same
+    // computation, and GCC merges them (seen with AVX-512: a reported "peak" of twice the
+    // hardware's, 2 FMA ports x 16 lanes x 2 flops per cycle).
 #pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = V::bcast(&init);
+    for (int i = 0; i < 12; ++i) {
+      const float init = 1e-3f * static_cast<float>((omp_get_thread_num() + 1) * 16 + i);
+      acc[i] = V::bcast(&init);
+    }
     for (int64_t it = 0; it < iters; ++it) {
 #pragma GCC unroll 12
       for (int i = 0; i < 12; ++i) acc[i] = V::fma(acc[i], a, b);
