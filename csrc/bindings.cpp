@@ -57,6 +57,15 @@ py::dict isa_info() {
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
     if (isa_compiled(isa)) compiled.emplace_back(isa_name(isa));
   d["compiled"] = compiled;
+  // AVX-512 extensions this build has kernels for and this CPU has (used at the avx512 level).
+  std::vector<std::string> extensions;
+#ifdef COLKERN_HAVE_AVX512_VPOPCNTDQ
+  if (cpu_has_avx512_vpopcntdq()) extensions.emplace_back("avx512_vpopcntdq");
+#endif
+#ifdef COLKERN_HAVE_AVX512_BF16
+  if (cpu_has_avx512_bf16()) extensions.emplace_back("avx512_bf16");
+#endif
+  d["extensions"] = extensions;
   return d;
 }
 

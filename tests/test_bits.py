@@ -88,13 +88,14 @@ def test_float_x_bits_equals_float_maxsim_on_signs(isa):
 
 @pytest.mark.parametrize("dim", DIMS + [64, 192, 256, 300])
 def test_hamming_exact(isa, dim):
-    docs = bit_corpus([0, 1, 3, 17, 97, 5], dim, seed=dim)
+    # 300 rows cross the kernels' 256-row chunk; 9 tokens leave a ragged token block
+    docs = bit_corpus([0, 1, 3, 17, 97, 5, 300], dim, seed=dim)
     Q_bits = colkern.pack_bits(rand((3, 9, dim), seed=2))
     q_mask = torch.rand(3, 9, generator=torch.Generator().manual_seed(4)) > 0.3
     q_mask[1] = False
     got = colkern.maxsim_hamming(Q_bits, docs, dim=dim, q_mask=q_mask)
     assert torch.equal(got, colkern.maxsim_hamming_ref(Q_bits, docs, dim=dim, q_mask=q_mask))
-    assert torch.equal(got[1], torch.zeros(6)) and torch.equal(got[:, 0], torch.zeros(3))
+    assert torch.equal(got[1], torch.zeros(7)) and torch.equal(got[:, 0], torch.zeros(3))
 
 
 def test_hamming_is_float_maxsim_of_signs():

@@ -40,6 +40,24 @@ Isa detected_isa() {
   return detected;
 }
 
+bool cpu_has_avx512_vpopcntdq() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool has = detected_isa() == Isa::Avx512 && __builtin_cpu_supports("avx512vpopcntdq");
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool has = detected_isa() == Isa::Avx512 && __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
 bool isa_compiled(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return true;

@@ -51,6 +51,8 @@ def backend_info() -> dict:
         "cpu_isa_detected": isa["detected"],
         "cpu_isa_cap": isa["cap"],
         "cpu_isa_compiled": list(isa["compiled"]),
+        # kernels for these AVX-512 extensions run when cpu_isa_active is avx512
+        "cpu_extensions": list(isa["extensions"]),
         "threads": torch.get_num_threads(),
         "triton_available": importlib.util.find_spec("triton") is not None,
         "cuda_available": torch.cuda.is_available(),

@@ -12,13 +12,29 @@
 
 namespace colkern::maxsim {
 
+#ifdef COLKERN_HAVE_AVX512_VPOPCNTDQ
+// hamming_avx512.cpp: the same contract as Kernel::update_hamming.
+void update_hamming_avx512_vpopcnt(const uint64_t* q, int64_t n_tok, int64_t words, const uint8_t* doc,
+                                   int64_t nbytes, int64_t rows, int32_t* best);
+#endif
+
 namespace {
+
+using HammingUpdate = void (*)(const uint64_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int32_t*);
+
+// The ISA level's kernel, or VPOPCNTQ when the level is AVX-512 and the CPU has it.
+HammingUpdate pick_hamming_update(const Kernel& kernel) {
+#ifdef COLKERN_HAVE_AVX512_VPOPCNTDQ
+  if (kernel.isa == Isa::Avx512 && cpu_has_avx512_vpopcntdq()) return update_hamming_avx512_vpopcnt;
+#endif
+  return kernel.update_hamming;
+}
 
 // Valid query tokens as zero-padded 64-bit words; document rows are read in place as bytes (the
 // kernels load whole words only inside a row and zero-pad its last partial word).
 struct HammingScorer {
   const Problem& p;
-  const Kernel& kernel;
+  HammingUpdate update_fn;
   int64_t nbytes, words;
   std::vector<uint64_t> q;
   std::vector<int64_t> owner;
@@ -28,7 +44,7 @@ struct HammingScorer {
   int64_t chunk_rows = kMaxChunkRows;
 
   HammingScorer(const Problem& problem, const Kernel& k)
-      : p(problem), kernel(k), nbytes((p.D + 7) / 8), words((p.D + 63) / 64) {
+      : p(problem), update_fn(pick_hamming_update(k)), nbytes((p.D + 7) / 8), words((p.D + 63) / 64) {
     const auto* base = static_cast<const unsigned char*>(p.q);
     for (int64_t b = 0; b < p.B; ++b)
       for (int64_t i = 0; i < p.Lq; ++i) {
@@ -46,7 +62,7 @@ struct HammingScorer {
   void update(int64_t row0, int64_t rows, float* run_max, Scratch& s) const {
     const auto* src = static_cast<const uint8_t*>(p.values) + row0 * nbytes;
     std::fill(s.best.begin(), s.best.end(), INT32_MAX);
-    kernel.update_hamming(q.data(), n_tok, words, src, nbytes, rows, s.best.data());
+    update_fn(q.data(), n_tok, words, src, nbytes, rows, s.best.data());
     for (int64_t t = 0; t < n_tok; ++t) {
       // The +-1 dot of two sign vectors: D - 2 * hamming.
       const float dot = static_cast<float>(p.D - 2 * static_cast<int64_t>(s.best[t]));

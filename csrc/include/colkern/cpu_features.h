@@ -18,6 +18,11 @@ Isa parse_isa(const std::string& name);
 // Best level this CPU and OS support (AVX-512 needs the OS to save ZMM state, which
 // __builtin_cpu_supports checks through XGETBV).
 Isa detected_isa();
+// Extensions some AVX-512 CPUs add (Ice Lake / Zen 4 and later), detected at run time. A kernel
+// that needs one runs only when the active level is AVX-512 and the CPU has it.
+bool cpu_has_avx512_vpopcntdq();
+bool cpu_has_avx512_bf16();
+
 // Whether this build compiled kernels for the level (AVX-512 needs a capable compiler).
 bool isa_compiled(Isa isa);
 // Level in use: min(detected, compiled, cap). The cap starts from $COLKERN_ISA.
