@@ -11,6 +11,9 @@
 #include "colkern/cpu_features.h"
 #include "cpu/bits/pack_bits.h"
 #include "cpu/maxsim/maxsim.h"
+#ifdef COLKERN_HAVE_AMX_BF16
+#include "cpu/maxsim/maxsim_amx.h"
+#endif
 #include "cpu/peak/fma_peak.h"
 #include "cpu/pool/patch_pool.h"
 
@@ -62,8 +65,8 @@ py::dict isa_info() {
 #ifdef COLKERN_HAVE_AVX512_VPOPCNTDQ
   if (cpu_has_avx512_vpopcntdq()) extensions.emplace_back("avx512_vpopcntdq");
 #endif
-#ifdef COLKERN_HAVE_AVX512_BF16
-  if (cpu_has_avx512_bf16()) extensions.emplace_back("avx512_bf16");
+#ifdef COLKERN_HAVE_AMX_BF16
+  if (maxsim::amx_bf16_usable()) extensions.emplace_back("amx_bf16");
 #endif
   d["extensions"] = extensions;
   return d;

@@ -139,6 +139,24 @@ def test_nan_stays_in_its_document_and_query(isa):
     assert torch.equal(torch.isnan(got), torch.isnan(maxsim_ref(Q, docs)))
 
 
+@pytest.mark.parametrize("D", [32, 128])
+def test_bf16_tile_path_nan_ragged_and_topk(isa, D):
+    """bf16 with D % 32 == 0 runs on AMX tiles at the avx512 level where the CPU has them
+    (colkern.backend_info()["cpu_extensions"]): full 16-row tiles, ragged tails that take the
+    vector kernel, 40 tokens = a pair of 16-token blocks plus a single one, NaN inside a tile."""
+    docs = make_corpus([16, 40, 1030, 5, 256, 257], D, torch.bfloat16, seed=3)
+    docs[2][700, 5] = float("nan")
+    Q = make_queries(2, 40, D, torch.bfloat16, seed=4)
+    got = colkern.maxsim(Q, docs)
+    assert torch.isnan(got[:, 2]).all() and not torch.isnan(got[:, [0, 1, 3, 4, 5]]).any()
+    finite = [docs[i] for i in (0, 1, 3, 4, 5)]
+    assert torch.equal(check(Q, finite, torch.bfloat16), got[:, [0, 1, 3, 4, 5]])
+    scores, idx = colkern.maxsim_topk(Q, docs, 3)
+    ref = torch.sort(got.nan_to_num(float("inf")), dim=1, descending=True, stable=True)
+    assert torch.equal(idx, ref.indices[:, :3]) and torch.isnan(scores[:, 0]).all()
+    assert torch.equal(scores[:, 1:], got.gather(1, idx[:, 1:]))
+
+
 def test_threads_do_not_change_results():
     docs = make_corpus([30] * 50 + [1025], 128, torch.float32)
     Q = make_queries(2, 32, 128, torch.float32)

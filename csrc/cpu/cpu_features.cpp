@@ -1,5 +1,9 @@
 #include "colkern/cpu_features.h"
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
@@ -49,9 +53,19 @@ bool cpu_has_avx512_vpopcntdq() {
 #endif
 }
 
-bool cpu_has_avx512_bf16() {
+bool cpu_has_amx_bf16() {
 #if defined(__x86_64__) || defined(_M_X64)
-  static const bool has = detected_isa() == Isa::Avx512 && __builtin_cpu_supports("avx512bf16");
+  static const bool has = [] {
+    if (detected_isa() != Isa::Avx512) return false;
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    const bool amx_bf16 = (edx >> 22) & 1u, amx_tile = (edx >> 24) & 1u;
+    if (!amx_bf16 || !amx_tile) return false;
+    // XCR0 bits 17 (XTILECFG) and 18 (XTILEDATA): the OS saves tile state on context switches.
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((lo >> 17) & 3u) == 3u;
+  }();
   return has;
 #else
   return false;

@@ -1,14 +1,20 @@
-// ISA selection, validation and the float scorer (float queries x float or bit documents).
+// ISA selection, validation and the scorers of float queries: float documents (FMA
+// micro-kernel) and packed-bit documents (table lookup).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "colkern/ranges.h"
 #include "maxsim.h"
 #include "maxsim_driver.h"
+#ifdef COLKERN_HAVE_AMX_BF16
+#include "maxsim_amx.h"
+#endif
 
 namespace colkern::maxsim {
 
@@ -36,19 +42,12 @@ void validate(const Problem& p) {
 
 namespace {
 
-// Valid query tokens, converted to fp32 once, with the query each belongs to; scores chunks of
-// document rows (fp32 read in place, anything else widened into the thread's scratch).
-struct FloatScorer {
-  const Problem& p;
-  const Kernel& kernel;
-  std::vector<float> q, packed;
+// Valid query tokens, converted to fp32 once: q [n_tok, D] and the query each belongs to.
+struct QueryTokens {
+  std::vector<float> q;
   std::vector<int64_t> owner;
-  int64_t n_tok = 0;
-  int64_t run_max_pad = 1;
-  int64_t chunk_rows = kChunkRows;
 
-  FloatScorer(const Problem& problem, const Kernel& k) : p(problem), kernel(k) {
-    run_max_pad = kernel.run_max_pad;
+  QueryTokens(const Problem& p, const Kernel& kernel) {
     const auto* base = static_cast<const unsigned char*>(p.q);
     const int64_t row_size = row_bytes(p.q_dtype, p.D);
     for (int64_t b = 0; b < p.B; ++b)
@@ -64,6 +63,25 @@ struct FloatScorer {
         }
         owner.push_back(b);
       }
+  }
+};
+
+// Float documents: scores chunks of rows (fp32 read in place, fp16 / bf16 widened into the
+// thread's scratch) with the FMA micro-kernel.
+struct FloatScorer {
+  const Problem& p;
+  const Kernel& kernel;
+  std::vector<float> q, packed;
+  std::vector<int64_t> owner;
+  int64_t n_tok = 0;
+  int64_t run_max_pad = 1;
+  int64_t chunk_rows = kChunkRows;
+
+  FloatScorer(const Problem& problem, const Kernel& k) : p(problem), kernel(k) {
+    run_max_pad = kernel.run_max_pad;
+    QueryTokens tokens(p, kernel);
+    q = std::move(tokens.q);
+    owner = std::move(tokens.owner);
     n_tok = static_cast<int64_t>(owner.size());
     packed.resize(kernel.packed_query_floats(n_tok, p.D));
     kernel.pack_queries(q.data(), n_tok, p.D, packed.data());
@@ -86,18 +104,62 @@ struct FloatScorer {
   }
 };
 
+// Packed-bit documents: each query token's partial dot products with every nibble of bits,
+// tabulated once per call (bits_lut.h), so a row costs D / 4 table adds per token block
+// instead of widening it to fp32 and D fused multiply-adds. Rows are read in place.
+struct BitsLutScorer {
+  const Problem& p;
+  const BitsLutKernel& lut;
+  std::vector<float> storage;  // the table, aligned to 64 bytes inside
+  const float* table = nullptr;
+  std::vector<int64_t> owner;
+  int64_t n_tok = 0;
+  int64_t run_max_pad = 1;
+  // The whole chunk's bits (4 KiB at D = 128) stay in L1 beside one token block's table
+  // while every block passes over them.
+  int64_t chunk_rows = kMaxChunkRows;
+
+  BitsLutScorer(const Problem& problem, const Kernel& kernel) : p(problem), lut(kernel.bits_lut) {
+    run_max_pad = lut.block;
+    QueryTokens tokens(p, kernel);
+    owner = std::move(tokens.owner);
+    n_tok = static_cast<int64_t>(owner.size());
+    // A table entry is up to one 64-byte line: unaligned, every load would split two lines.
+    constexpr int64_t kAlignFloats = 64 / sizeof(float);
+    storage.resize(lut.table_floats(n_tok, p.D) + kAlignFloats);
+    const auto misalign = reinterpret_cast<uintptr_t>(storage.data()) % 64;
+    float* aligned = storage.data() + (misalign == 0 ? 0 : (64 - misalign) / sizeof(float));
+    lut.build(tokens.q.data(), n_tok, p.D, p.v_dtype == DType::BITS_PM1, aligned);
+    table = aligned;
+  }
+
+  void prepare(Scratch&) const {}
+
+  void update(int64_t row0, int64_t rows, float* run_max, Scratch&) const {
+    const int64_t nbytes = row_bytes(p.v_dtype, p.D);
+    lut.update(table, n_tok, static_cast<const uint8_t*>(p.values) + row0 * nbytes, rows, p.D, run_max);
+  }
+};
+
 }  // namespace
 
 void scores(const Problem& p, float* out, int num_threads) {
   validate(p);
-  const FloatScorer scorer(p, active_kernel());
-  run_scores(p, scorer, out, num_threads);
+#ifdef COLKERN_HAVE_AMX_BF16
+  if (amx_bf16_applies(p)) return amx_bf16_scores(p, out, num_threads);
+#endif
+  if (is_bits(p.v_dtype)) return run_scores(p, BitsLutScorer(p, active_kernel()), out, num_threads);
+  run_scores(p, FloatScorer(p, active_kernel()), out, num_threads);
 }
 
 void topk(const Problem& p, int64_t k, float* out_scores, int64_t* out_indices, int num_threads) {
   validate(p);
-  const FloatScorer scorer(p, active_kernel());
-  run_topk(p, scorer, k, out_scores, out_indices, num_threads);
+#ifdef COLKERN_HAVE_AMX_BF16
+  if (amx_bf16_applies(p)) return amx_bf16_topk(p, k, out_scores, out_indices, num_threads);
+#endif
+  if (is_bits(p.v_dtype))
+    return run_topk(p, BitsLutScorer(p, active_kernel()), k, out_scores, out_indices, num_threads);
+  run_topk(p, FloatScorer(p, active_kernel()), k, out_scores, out_indices, num_threads);
 }
 
 }  // namespace colkern::maxsim

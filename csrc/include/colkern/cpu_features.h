@@ -21,7 +21,8 @@ Isa detected_isa();
 // Extensions some AVX-512 CPUs add (Ice Lake / Zen 4 and later), detected at run time. A kernel
 // that needs one runs only when the active level is AVX-512 and the CPU has it.
 bool cpu_has_avx512_vpopcntdq();
-bool cpu_has_avx512_bf16();
+// AMX tiles with bf16 (Sapphire Rapids and later), with the tile state enabled by the OS (XCR0).
+bool cpu_has_amx_bf16();
 
 // Whether this build compiled kernels for the level (AVX-512 needs a capable compiler).
 bool isa_compiled(Isa isa);
