@@ -38,7 +38,13 @@ def main(argv=None) -> int:
 
     add_page_commands(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        # Bad input (a missing model or file, a corrupt index, wrong settings): one clear line,
+        # not a traceback. IndexFormatError and PdfError are ValueErrors.
+        print(f"colkern {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
