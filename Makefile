@@ -4,10 +4,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.colkern-installed
-SOURCES := $(shell find csrc python kernels -type f -not -name '*.so' -not -path '*/__pycache__/*') \
+SOURCES := $(shell find csrc python kernels -type f -not -name '*.so' -not -name '*.colq' -not -name '*.pdf' -not -path '*/__pycache__/*') \
            setup.py pyproject.toml CMakeLists.txt
 
-.PHONY: install bench bench-full test test-python test-asan test-bench clean
+.PHONY: install demo bench bench-full test test-python test-asan test-bench clean
 
 install: $(STAMP)
 
@@ -18,7 +18,12 @@ $(STAMP): $(SOURCES)
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
 	touch $@
 
-# The main job: a short run of the benchmark comparison that prints the table.
+# The main job: predict how well Tesseract will read each page of the bundled sample PDF with
+# the shipped model, print the table and write per-patch quality overlays.
+demo: $(STAMP)
+	$(VENV)/bin/colkern quality predict python/colkern/quality/data/sample.pdf --overlay-dir demo-overlays
+
+# A short run of the benchmark comparison that prints the table.
 bench: $(STAMP)
 	$(VENV)/bin/colkern bench
 

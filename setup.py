@@ -42,7 +42,9 @@ class CMakeBuild(build_ext):
 
 setup(
     package_dir={"colkern": "python/colkern", "colkern.triton_kernels": "kernels"},
-    packages=["colkern", "colkern.ops", "colkern.triton_kernels"],
+    packages=["colkern", "colkern.ops", "colkern.quality", "colkern.testing", "colkern.triton_kernels"],
+    # The shipped OCR quality models and the demo's sample PDF.
+    package_data={"colkern.quality": ["models/*.colq", "data/*.pdf"]},
     ext_modules=[CMakeExtension("colkern._C")],
     cmdclass={"build_ext": CMakeBuild},
 )

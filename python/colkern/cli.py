@@ -1,4 +1,5 @@
-"""Command line: `colkern info`, `colkern bench`, `colkern index`, `colkern search`."""
+"""Command line: `colkern info`, `colkern bench`, `colkern index`, `colkern search`,
+`colkern quality build-dataset | train | evaluate | predict`."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,9 @@ def main(argv=None) -> int:
     from .cli_pages import add_commands as add_page_commands
 
     add_page_commands(sub)
+    from .quality.cli import add_commands as add_quality_commands
+
+    add_quality_commands(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
