@@ -78,10 +78,14 @@ def test_pm1_is_two_01_minus_sum_per_token(isa):
 
 
 def test_float_x_bits_equals_float_maxsim_on_signs(isa):
-    """Scoring bits in pm1 mode is MaxSim against the +-1 unpacked vectors."""
+    """Scoring bits in pm1 mode is MaxSim against the +-1 unpacked vectors.
+
+    Bits are scored by table lookup (sums of 4-dim partial dot products) and floats by FMA, so
+    the fp32 additions run in different orders: queries are multiples of 1/8 in [-1, 1], which
+    makes every partial sum exact, and the two paths must then agree bit for bit."""
     dim = 96
     docs = bit_corpus([4, 9, 33], dim, seed=5)
-    Q = rand((2, 6, dim), seed=6)
+    Q = torch.randint(-8, 9, (2, 6, dim), generator=torch.Generator().manual_seed(6)) / 8
     signs = colkern.PackedDocs(colkern.unpack_bits(docs.values, dim), docs.offsets)
     torch.testing.assert_close(colkern.maxsim_bits(Q, docs, dim=dim), colkern.maxsim(Q, signs), rtol=0, atol=0)
 
@@ -186,3 +190,60 @@ def test_bad_input_messages():
             fn()
     with pytest.raises(ValueError, match="outside the 5 rows of docs_bits"):
         torch.ops.colkern.maxsim_hamming(colkern.pack_bits(Q), None, docs.values, torch.tensor([4]), torch.tensor([2]), dim)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table-lookup scorer of float x bits (csrc/cpu/maxsim/bits_lut.h): one table entry per
+# group of 4 dims, token blocks of 8-16 lanes, 256-row chunks.
+
+
+@pytest.mark.parametrize("mode", ["pm1", "01"])
+@pytest.mark.parametrize("dim", [1, 7, 64, 128])
+def test_maxsim_bits_long_docs_and_many_token_blocks(isa, mode, dim):
+    # 257 and 600 rows cross the 256-row chunks with odd remainders; 40 tokens fill 2-5 token
+    # blocks and leave a ragged last one.
+    docs = bit_corpus([257, 600, 2, 0], dim, seed=dim)
+    Q = rand((2, 40, dim), seed=3)
+    q_mask = torch.rand(2, 40, generator=torch.Generator().manual_seed(5)) > 0.2
+    got = colkern.maxsim_bits(Q, docs, dim=dim, mode=mode, q_mask=q_mask)
+    ref = colkern.maxsim_bits_ref(Q, docs, dim=dim, mode=mode, q_mask=q_mask)
+    fp32 = colkern.maxsim_bits_ref(Q, docs, dim=dim, mode=mode, q_mask=q_mask, dtype=torch.float32)
+    magnitude = (Q.double().abs().sum(2) * q_mask).sum(1, keepdim=True)
+    assert_close_to_reference(got, ref, fp32, torch.float32, magnitude=magnitude)
+    s, i = colkern.maxsim_bits_topk(Q, docs, 2, dim=dim, mode=mode, q_mask=q_mask)
+    assert torch.equal(s, got.gather(1, i)) and torch.equal(s, got.sort(1, descending=True).values[:, :2])
+
+
+@pytest.mark.parametrize("mode", ["pm1", "01"])
+@pytest.mark.parametrize("dim", [9, 130])
+def test_maxsim_bits_nan_and_inf_queries(isa, mode, dim):
+    """A NaN query component makes its token's max, and so the score, NaN (also in 01 mode,
+    where NaN * 0 is NaN); an infinite one gives +-inf or NaN exactly as the definition does;
+    a masked token is ignored whatever it holds."""
+    docs = bit_corpus([3, 0, 20], dim, seed=11)
+    Q = rand((4, 3, dim), seed=12)
+    Q[0, 1, dim - 1] = float("nan")  # last dim: the table's last, partly padded group
+    Q[1, 0, 0] = float("inf")
+    Q[2, 2, 4] = float("-inf")
+    Q[3, 0, 2] = float("nan")
+    q_mask = torch.ones(4, 3, dtype=torch.bool)
+    q_mask[3, 0] = False
+    got = colkern.maxsim_bits(Q, docs, dim=dim, mode=mode, q_mask=q_mask)
+    ref = colkern.maxsim_bits_ref(Q, docs, dim=dim, mode=mode, q_mask=q_mask)
+    assert torch.isnan(got[0, [0, 2]]).all() and not torch.isnan(got[3]).any()
+    assert torch.equal(got[:, 1], torch.zeros(4))  # the empty document is 0 even for NaN tokens
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-4, equal_nan=True)
+
+
+@pytest.mark.parametrize("mode", ["pm1", "01"])
+@pytest.mark.parametrize("dim", [1, 7, 9, 130])
+def test_maxsim_bits_ignores_padding_bits(isa, mode, dim):
+    """Bits past dim in the last byte are not dimensions: set or not, the score is the same
+    (the table gives the padding dims q = 0, so a padding bit adds nothing in either mode)."""
+    docs = bit_corpus([5, 31], dim, seed=21)
+    dirty = docs.values.clone()
+    dirty[:, -1] |= (1 << (8 * n_bytes(dim) - dim)) - 1  # all padding bits set
+    assert not torch.equal(dirty, docs.values)
+    Q = rand((2, 9, dim), seed=22)
+    clean = colkern.maxsim_bits(Q, docs, dim=dim, mode=mode)
+    assert torch.equal(colkern.maxsim_bits(Q, colkern.PackedDocs(dirty, docs.offsets), dim=dim, mode=mode), clean)

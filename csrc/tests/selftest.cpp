@@ -152,6 +152,31 @@ void run_bits_case(int64_t B, int64_t Lq, int64_t D, const std::vector<int64_t>&
   for (DType mode : {DType::BITS_PM1, DType::BITS_01}) {
     p.v_dtype = mode;
     compare_isas("maxsim_bits", B * N, [&](float* out) { maxsim::scores(p, out, 2); });
+    // Every ISA scores bits by table lookup, so also check the definition: q . s per token
+    // pair with s = +-1 or {0, 1} from the float vectors' signs (exact on these inputs).
+    std::vector<float> got(B * N);
+    maxsim::scores(p, got.data(), 2);
+    const double zero_bit = mode == DType::BITS_PM1 ? -1.0 : 0.0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t n = 0; n < N; ++n) {
+        double total = 0;
+        for (int64_t i = 0; i < Lq && lengths[n] > 0; ++i) {
+          double best = -INFINITY;
+          for (int64_t j = 0; j < lengths[n]; ++j) {
+            double dot = 0;
+            for (int64_t k = 0; k < D; ++k)
+              dot += qf[(b * Lq + i) * D + k] * (vf[(starts[n] + j) * D + k] > 0 ? 1.0 : zero_bit);
+            best = dot > best ? dot : best;
+          }
+          total += best;
+        }
+        if (got[b * N + n] != static_cast<float>(total)) {
+          std::printf("FAIL maxsim_bits definition D=%lld Lq=%lld mode=%d: %g != %g\n", (long long)D,
+                      (long long)Lq, (int)mode, got[b * N + n], total);
+          ++failures;
+          return;
+        }
+      }
   }
   p.q = qbits.data();
   std::vector<float> ham(B * N);
@@ -175,6 +200,42 @@ void run_bits_case(int64_t B, int64_t Lq, int64_t D, const std::vector<int64_t>&
         std::printf("FAIL hamming definition D=%lld: %g != %g\n", (long long)D, ham[b * N + n], total);
         ++failures;
       }
+    }
+}
+
+// Float x bits with NaN query components: the token's max is NaN in both modes (NaN * 0 is
+// NaN), so every non-empty document scores NaN for that query; a masked NaN token is ignored.
+void run_bits_nan_case(int64_t D, std::mt19937& rng) {
+  std::uniform_int_distribution<int> small(-8, 8);
+  const int64_t B = 3, Lq = 20, nbytes = (D + 7) / 8;
+  const std::vector<int64_t> lengths{4, 0, 260}, starts{0, 4, 4};
+  const int64_t N = 3, T = 264;
+  std::vector<float> qf(B * Lq * D);
+  for (auto& x : qf) x = small(rng) / 8.f;
+  std::vector<uint8_t> vbits(T * nbytes), mask(B * Lq, 1);
+  for (auto& x : vbits) x = static_cast<uint8_t>(rng());
+  qf[(0 * Lq + 17) * D + D - 1] = NAN;  // query 0: a valid NaN token in the last block
+  qf[(2 * Lq + 3) * D] = NAN;           // query 2: a NaN token, masked out
+  mask[2 * Lq + 3] = 0;
+  maxsim::Problem p;
+  p.q = qf.data(); p.q_dtype = DType::F32; p.B = B; p.Lq = Lq; p.D = D; p.q_mask = mask.data();
+  p.values = vbits.data(); p.T = T; p.starts = starts.data(); p.lengths = lengths.data(); p.N = N;
+  std::vector<float> out(B * N);
+  for (DType mode : {DType::BITS_PM1, DType::BITS_01})
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(detected_isa()) || !isa_compiled(isa)) continue;
+      set_isa_cap(isa);
+      p.v_dtype = mode;
+      maxsim::scores(p, out.data(), 2);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t n = 0; n < N; ++n) {
+          const bool want_nan = b == 0 && lengths[n] > 0;
+          if (std::isnan(out[b * N + n]) != want_nan || (lengths[n] == 0 && out[b * N + n] != 0.f)) {
+            std::printf("FAIL maxsim_bits NaN %s D=%lld mode=%d: query %lld doc %lld = %g\n",
+                        isa_name(isa), (long long)D, (int)mode, (long long)b, (long long)n, out[b * N + n]);
+            ++failures;
+          }
+        }
     }
 }
 
@@ -251,6 +312,12 @@ int main() {
   for (int64_t D : {1, 7, 8, 9, 64, 65, 128, 130, 256, 300}) {
     run_bits_case(2, 5, D, {0, 1, 3, 17, 300, 5}, rng);
     ++cases;
+  }
+  // Several token blocks of the float x bits table (8 or 16 tokens each) with a ragged last one.
+  for (int64_t D : {1, 7, 8, 9, 96, 128, 130}) {
+    run_bits_case(2, 33, D, {0, 1, 3, 257, 5}, rng);
+    run_bits_nan_case(D, rng);
+    cases += 2;
   }
   // Validation must reject out-of-range documents before any read.
   maxsim::Problem bad;

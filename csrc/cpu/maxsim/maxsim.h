@@ -53,6 +53,20 @@ void hamming_topk(const Problem& p, int64_t k, float* out_scores, int64_t* out_i
 
 // ---- per-ISA kernels (implemented in maxsim_<isa>.cpp) --------------------------------------
 
+// Float x bits by table lookup (bits_lut.h): per group of 4 dimensions and query token, the
+// 16 partial dot products a nibble of bits can select, so a row costs D / 4 vector adds.
+struct BitsLutKernel {
+  int64_t block;  // query tokens per table block: run_max is padded to a multiple of it
+  // Floats of the table for n_tok tokens of dimension D; the table must be 64-byte aligned.
+  int64_t (*table_floats)(int64_t n_tok, int64_t D);
+  // q fp32 [n_tok, D]; pm1: bits read as +-1, else {0, 1}.
+  void (*build)(const float* q, int64_t n_tok, int64_t D, bool pm1, float* table);
+  // run_max[t] = max(run_max[t], max_j <q_t, s(doc[j])>) for rows of packed bits [rows, ceil(D/8)];
+  // nibbles: scratch of rows * 2 * ceil(D/8) bytes.
+  void (*update)(const float* table, int64_t n_tok, const uint8_t* doc, int64_t rows, int64_t D,
+                 uint8_t* nibbles, float* run_max);
+};
+
 // Query tokens are compacted (masked ones dropped) and converted to fp32 once per call; each
 // ISA then lays them out for its micro-kernel.
 struct Kernel {
@@ -71,6 +85,7 @@ struct Kernel {
   // doc [rows, nbytes] packed bytes (words = ceil(nbytes / 8), rows <= kMaxChunkRows).
   void (*update_hamming)(const uint64_t* q, int64_t n_tok, int64_t words, const uint8_t* doc,
                          int64_t nbytes, int64_t rows, int32_t* best);
+  BitsLutKernel bits_lut;
 };
 
 const Kernel& scalar_kernel();

@@ -5,6 +5,7 @@
 #include "maxsim.h"
 #include "hamming_avx2.h"
 #include "maxsim_simd.h"
+#include "bits_lut.h"
 #include "../peak/fma_loop.h"
 
 namespace colkern::maxsim {
@@ -14,11 +15,15 @@ namespace {
 // from memory operands, so 2 loads + 12 broadcasts feed 24 FMAs per step.
 constexpr int kRows = 12;
 
+// Float x bits: 16 tokens per table block (one zmm, one 64-byte line per entry), 2 rows x 4
+// accumulators = 8 add chains in flight.
+constexpr BitsLutKernel kBitsLut = make_bits_lut_kernel<Avx512, 1, 2, 4>();
+
 }  // namespace
 
 const Kernel& avx512_kernel() {
   static const Kernel k{Isa::Avx512, packed_query_floats_simd<Avx512>, pack_queries_simd<Avx512>,
-                        to_float_rows<Avx512>, update_token_max_simd<Avx512, kRows>, Avx512::W * 2, update_hamming_avx2};
+                        to_float_rows<Avx512>, update_token_max_simd<Avx512, kRows>, Avx512::W * 2, update_hamming_avx2, kBitsLut};
   return k;
 }
 

@@ -115,8 +115,9 @@ struct BitsLutScorer {
   std::vector<int64_t> owner;
   int64_t n_tok = 0;
   int64_t run_max_pad = 1;
-  // The whole chunk's bits (4 KiB at D = 128) stay in L1 beside one token block's table
-  // while every block passes over them.
+  // Every token block passes over the whole chunk, whose expanded nibbles (8 KiB at D = 128)
+  // stay in L1 beside the block's table (32 KiB): long chunks bring each block's table back
+  // into L1 less often when several blocks do not fit together.
   int64_t chunk_rows = kMaxChunkRows;
 
   BitsLutScorer(const Problem& problem, const Kernel& kernel) : p(problem), lut(kernel.bits_lut) {
@@ -133,11 +134,16 @@ struct BitsLutScorer {
     table = aligned;
   }
 
-  void prepare(Scratch&) const {}
+  // The chunk's rows expanded to one byte per nibble (2 * nbytes per row) go in the scratch
+  // that the float scorer widens rows into.
+  void prepare(Scratch& s) const {
+    s.rows.resize((chunk_rows * 2 * row_bytes(p.v_dtype, p.D) + sizeof(float) - 1) / sizeof(float));
+  }
 
-  void update(int64_t row0, int64_t rows, float* run_max, Scratch&) const {
+  void update(int64_t row0, int64_t rows, float* run_max, Scratch& s) const {
     const int64_t nbytes = row_bytes(p.v_dtype, p.D);
-    lut.update(table, n_tok, static_cast<const uint8_t*>(p.values) + row0 * nbytes, rows, p.D, run_max);
+    lut.update(table, n_tok, static_cast<const uint8_t*>(p.values) + row0 * nbytes, rows, p.D,
+               reinterpret_cast<uint8_t*>(s.rows.data()), run_max);
   }
 };
 

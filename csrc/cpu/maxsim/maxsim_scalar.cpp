@@ -5,6 +5,7 @@
 #include "maxsim.h"
 #include "hamming_kernel.h"
 #include "maxsim_simd.h"
+#include "bits_lut.h"
 
 namespace colkern::maxsim {
 
@@ -33,11 +34,14 @@ void update_token_max_scalar(const float* q, const float*, int64_t n_tok, const 
   }
 }
 
+// Float x bits: blocks of 8 tokens in plain loops, one row and 2 accumulators at a time.
+constexpr BitsLutKernel kBitsLut = make_bits_lut_kernel<Scalar, 8, 1, 2>();
+
 }  // namespace
 
 const Kernel& scalar_kernel() {
   static const Kernel k{Isa::Scalar, no_packing, no_pack, to_float_rows<Scalar>,
-                        update_token_max_scalar, 1, update_hamming_impl};
+                        update_token_max_scalar, 1, update_hamming_impl, kBitsLut};
   return k;
 }
 
