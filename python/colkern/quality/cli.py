@@ -29,6 +29,8 @@ def add_commands(sub) -> None:
     t.add_argument("dataset", metavar="DATASET_DIR")
     t.add_argument("-o", "--output", required=True, metavar="MODEL")
     t.add_argument("--engine", default=None, help="whose labels to learn (default: the data set's first)")
+    t.add_argument("--encoder", default="glyph", choices=("glyph", "pixel"),
+                   help="patch features: glyph (binarised connected components, default) or pixel statistics")
     t.add_argument("--cv", type=int, default=5, help="grouped k-fold folds to report first (0: none)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--quiet", action="store_true")
@@ -65,11 +67,12 @@ def _build(args) -> int:
 
 def _train(args) -> int:
     from .dataset import load_dataset
-    from .pipeline import train_predictor
+    from .pipeline import make_encoder, train_predictor
 
     ds = load_dataset(args.dataset)
     engine = args.engine or ds.engines[0]
-    model, cv = train_predictor(ds, engine, cv_folds=args.cv, seed=args.seed, progress=not args.quiet)
+    model, cv = train_predictor(ds, engine, encoder=make_encoder(args.encoder), cv_folds=args.cv, seed=args.seed,
+                                progress=not args.quiet)
     if cv is not None:
         print(cv.summary())
     model.save(args.output)

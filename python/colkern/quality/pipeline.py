@@ -1,6 +1,6 @@
 """From a data set to a trained, evaluated predictor, and from pages to predictions.
 
-    X = dataset_features(load_dataset("data/train"), PixelPatchEncoder())   # cached per encoder
+    X = dataset_features(load_dataset("data/train"), GlyphPatchEncoder())   # cached per encoder
     model = train_predictor(load_dataset("data/train"), engine="tesseract")
     report = evaluate_predictor(model, load_dataset("data/heldout"), "reports/")
     for row in predict_files(["scan.pdf"], model, overlay_dir="overlays/"): print(row)
@@ -24,6 +24,7 @@ import numpy as np
 
 from .dataset import Dataset
 from .features import PixelPatchEncoder, page_features
+from .glyphs import GlyphPatchEncoder
 from .predictor import QualityPredictor, atomic_write_bytes, bootstrap_metrics, save_scatter, verdict
 
 SHIPPED_MODELS = {"tesseract": "tesseract-eng.colq", "rapidocr": "rapidocr-eng.colq"}
@@ -46,12 +47,18 @@ def load_model(model: Optional[str] = None, engine: str = "tesseract") -> Qualit
     return QualityPredictor.load(model if model is not None else shipped_model_path(engine))
 
 
-def make_encoder(name: str = "pixel", params: Optional[dict] = None):
-    """The feature encoder a model names (only the weight-free pixel encoder is built here; a
-    ColPali encoder needs a model directory: build it with ColPaliFeatureEncoder)."""
-    if name != "pixel":
-        raise ValueError(f"encoder {name!r} needs a model: build a colkern.quality.features.ColPaliFeatureEncoder")
-    return PixelPatchEncoder(**(params or {}))
+WEIGHT_FREE_ENCODERS = {"glyph": GlyphPatchEncoder, "pixel": PixelPatchEncoder}
+DEFAULT_ENCODER = "glyph"
+
+
+def make_encoder(name: str = DEFAULT_ENCODER, params: Optional[dict] = None):
+    """The weight-free feature encoder a model names: "glyph" (the default, GlyphPatchEncoder)
+    or "pixel" (PixelPatchEncoder). A ColPali encoder needs a model directory: build it with
+    colkern.quality.features.ColPaliFeatureEncoder."""
+    if name not in WEIGHT_FREE_ENCODERS:
+        raise ValueError(f"encoder {name!r} is not built in (built in: {', '.join(WEIGHT_FREE_ENCODERS)}); "
+                         f"ColPali features need colkern.quality.features.ColPaliFeatureEncoder and a model")
+    return WEIGHT_FREE_ENCODERS[name](**(params or {}))
 
 
 # -- features of a data set ----------------------------------------------------------------------
@@ -66,7 +73,7 @@ def _cache_path(dataset: Dataset, encoder) -> str:
 def dataset_features(dataset: Dataset, encoder=None, *, progress: bool = False) -> np.ndarray:
     """float32 [len(dataset), F]: pooled page features of every sample, in dataset order.
     Cached in the data set directory; only samples missing from the cache are encoded."""
-    encoder = encoder or PixelPatchEncoder()
+    encoder = encoder or make_encoder()
     path = _cache_path(dataset, encoder)
     cached: Dict[str, np.ndarray] = {}
     if os.path.exists(path):
@@ -114,7 +121,7 @@ def train_predictor(dataset: Dataset, engine: str, *, encoder=None, cv_folds: in
                     lgbm_params: Optional[dict] = None, progress: bool = False):
     """Fits a QualityPredictor on every sample of `dataset` for `engine`'s CER and WER.
     cv_folds >= 2 also runs grouped k-fold cross-validation first. -> (model, CVReport or None)."""
-    encoder = encoder or PixelPatchEncoder()
+    encoder = encoder or make_encoder()
     if engine not in dataset.engines:
         raise ValueError(f"the data set at {dataset.root} has no {engine!r} labels (it has {dataset.engines})")
     X = dataset_features(dataset, encoder, progress=progress)
