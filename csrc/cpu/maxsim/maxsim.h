@@ -74,7 +74,7 @@ struct Kernel {
   // Floats needed by pack_queries for n_tok tokens of dimension D (0 if the kernel needs none).
   int64_t (*packed_query_floats)(int64_t n_tok, int64_t D);
   void (*pack_queries)(const float* q, int64_t n_tok, int64_t D, float* packed);
-  // Converts rows x D fp16 / bf16 / packed-bit elements to fp32 [rows, D].
+  // Converts rows x D fp16 / bf16 elements to fp32 [rows, D] (packed bits go through bits_lut).
   void (*to_float)(const void* src, DType dtype, int64_t rows, int64_t D, float* dst);
   // run_max[t] = max(run_max[t], max_j <q_t, doc[j]>) for the len rows of doc (fp32 [len, D]).
   // run_max has room for n_tok rounded up to run_max_pad(); padding lanes are scratch.

@@ -1,5 +1,5 @@
-// The document-parallel MaxSim driver, shared by the float scorer (float x float, float x bits)
-// and the hamming scorer (bits x bits). A scorer owns the compacted query tokens and folds one
+// The document-parallel MaxSim driver, shared by every scorer: float x float (FMA micro-kernel
+// or AMX tiles), float x bits (table lookup) and bits x bits (hamming). A scorer owns the compacted query tokens and folds one
 // chunk of document rows into every token's running max; the driver does the rest: threads,
 // empty documents, per-query sums and the fused top-k.
 //

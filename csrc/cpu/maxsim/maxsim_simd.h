@@ -130,25 +130,10 @@ inline void update_token_max_simd(const float*, const float* packed, int64_t n_t
   }
 }
 
-// Widens `rows` rows of D elements (fp16, bf16 or packed bits) to fp32 [rows, D]. Runs once per
+// Widens `rows` rows of D fp16 / bf16 elements to fp32 [rows, D]. Runs once per
 // document chunk, amortised over every query token that chunk meets.
 template <class V>
 inline void to_float_rows(const void* src, DType dtype, int64_t rows, int64_t D, float* dst) {
-  if (is_bits(dtype)) {
-    const bool pm1 = dtype == DType::BITS_PM1;
-    const int64_t nbytes = (D + 7) / 8, full = D / 8;
-    const auto* s = static_cast<const uint8_t*>(src);
-    for (int64_t r = 0; r < rows; ++r) {
-      const uint8_t* row = s + r * nbytes;
-      float* out = dst + r * D;
-      for (int64_t b = 0; b < full; ++b) V::store_bits8(out + 8 * b, row[b], pm1);
-      for (int64_t k = full * 8; k < D; ++k) {
-        const bool set = (row[k / 8] >> (7 - k % 8)) & 1u;
-        out[k] = set ? 1.f : (pm1 ? -1.f : 0.f);
-      }
-    }
-    return;
-  }
   const auto* s = static_cast<const uint16_t*>(src);
   const bool bf16 = dtype == DType::BF16;
   const int64_t n = rows * D;

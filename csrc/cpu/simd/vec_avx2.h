@@ -10,20 +10,6 @@
 namespace colkern {
 namespace {
 
-// Packed-bit byte -> 8 floats, MSB first, built at compile time (no initialisation guard on
-// the hot path): [mode: 0 = {0, 1}, 1 = +-1][byte][lane].
-struct Bits8Table {
-  alignas(32) float v[2][256][8];
-};
-constexpr Bits8Table make_bits8_table() {
-  Bits8Table t{};
-  for (int mode = 0; mode < 2; ++mode)
-    for (int b = 0; b < 256; ++b)
-      for (int i = 0; i < 8; ++i) t.v[mode][b][i] = ((b >> (7 - i)) & 1) ? 1.f : (mode == 1 ? -1.f : 0.f);
-  return t;
-}
-constexpr Bits8Table kBits8Table = make_bits8_table();
-
 struct Avx2 {
   static constexpr int W = 8;
   using reg = __m256;
@@ -53,13 +39,6 @@ struct Avx2 {
     const __m256 reversed = _mm256_permutevar8x32_ps(_mm256_loadu_ps(p), _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0));
     return static_cast<uint8_t>(_mm256_movemask_ps(_mm256_cmp_ps(reversed, _mm256_setzero_ps(), _CMP_GT_OQ)));
   }
-  // 8 floats from one byte of packed bits, MSB first: +-1 (pm1) or {0, 1}: one 32-byte load
-  // from the L1-resident table (16 KiB) and one store, instead of computing the lanes with a
-  // broadcast, an and, a compare and a blend per byte.
-  static void store_bits8(float* dst, uint8_t byte, bool pm1) {
-    _mm256_storeu_ps(dst, _mm256_load_ps(kBits8Table.v[pm1 ? 1 : 0][byte]));
-  }
-
 };
 
 }  // namespace

@@ -40,13 +40,6 @@ struct Avx512 {
     const __mmask8 m = _mm256_cmp_ps_mask(_mm256_loadu_ps(p), _mm256_setzero_ps(), _CMP_GT_OQ);
     return static_cast<uint8_t>(_bit_reverse8(m));
   }
-  // 8 floats from one byte of packed bits, MSB first: +-1 (pm1) or {0, 1}.
-  static void store_bits8(float* dst, uint8_t byte, bool pm1) {
-    const __mmask8 set = static_cast<__mmask8>(_bit_reverse8(byte));
-    const __m256 one = _mm256_set1_ps(1.f);
-    _mm256_storeu_ps(dst, pm1 ? _mm256_mask_mov_ps(_mm256_set1_ps(-1.f), set, one)
-                              : _mm256_maskz_mov_ps(set, one));
-  }
 
  private:
   // Mask bit i selects lane i; packed bits put dimension 0 in the byte's MSB.

@@ -34,12 +34,6 @@ struct Scalar {
     for (int i = 0; i < 8; ++i) b |= static_cast<uint8_t>((p[i] > 0.f) << (7 - i));
     return b;
   }
-  static void store_bits8(float* dst, uint8_t byte, bool pm1) {
-    for (int i = 0; i < 8; ++i) {
-      const bool set = (byte >> (7 - i)) & 1u;
-      dst[i] = set ? 1.f : (pm1 ? -1.f : 0.f);
-    }
-  }
 };
 
 }  // namespace
