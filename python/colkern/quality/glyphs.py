@@ -12,7 +12,7 @@ patches) these predict Tesseract's CER far better than intensity / gradient stat
 project's generated data set, grouped 5-fold CV Spearman 0.87 against 0.73 for
 PixelPatchEncoder's features (see the README's quality section for the held-out figures).
 
-encode(image) -> PatchFeatures(features float32 [rows * cols, 14], grid, patch, content), where
+encode(image) -> PatchFeatures(features float32 [rows * cols, 19], grid, patch, content), where
 content marks patches holding a component centroid or ink. Works at native resolution: train and
 predict at the same DPI (the pipeline renders PDFs at the model's training DPI).
 """
@@ -41,8 +41,16 @@ GLYPH_FEATURES: Tuple[str, ...] = (
     "log_wide",         # log1p(components wider than 60 pixels)
     "ink",              # share of the patch's pixels that binarise to ink
     "threshold",        # the page's Otsu threshold (0..1): low for faint or dark pages
+    # Relative to the page's own glyphs (median over components larger than a speck), so they
+    # mean the same at any font size:
+    "fragment_frac",    # share of components under 0.15 x the median area: broken strokes
+    "merged_frac",      # share of components over 2 x the median height: glyphs run together
+    "rel_height",       # mean component height / median height
+    "log_median_height",  # log of the page's median glyph height (font size x DPI)
+    "log_median_area",    # log of the page's median glyph area
 )
 _SPECK, _SMALL, _TALL, _WIDE = 3, 10, 40, 60
+_FRAGMENT, _MERGED = 0.15, 2.0
 
 
 class GlyphPatchEncoder:
@@ -93,14 +101,21 @@ class GlyphPatchEncoder:
         max_w = np.zeros(n)
         np.maximum.at(max_h, cell, height)
         np.maximum.at(max_w, cell, width)
+        glyph = area > _SPECK
+        median_area = float(np.median(area[glyph])) if glyph.any() else 1.0
+        median_height = float(np.median(height[glyph])) if glyph.any() else 1.0
+        mean_height = per_patch(height) / safe
         padded = np.pad(ink, ((0, rows * P - H), (0, cols * P - W)))
         ink_share = padded.reshape(rows, P, cols, P).mean(axis=(1, 3)).reshape(n) / 255.0
         columns = [np.log1p(count), np.log1p(specks), np.log1p(per_patch((area <= _SMALL).astype(np.float64))),
-                   specks / safe, per_patch(np.log1p(area)) / safe, per_patch(height) / safe,
+                   specks / safe, per_patch(np.log1p(area)) / safe, mean_height,
                    per_patch(width) / safe, max_h, max_w, per_patch(area / np.maximum(height * width, 1.0)) / safe,
                    np.log1p(per_patch((height > _TALL).astype(np.float64))),
                    np.log1p(per_patch((width > _WIDE).astype(np.float64))), ink_share,
-                   np.full(n, threshold / 255.0)]
+                   np.full(n, threshold / 255.0),
+                   per_patch((glyph & (area < _FRAGMENT * median_area)).astype(np.float64)) / safe,
+                   per_patch((height > _MERGED * median_height).astype(np.float64)) / safe,
+                   mean_height / median_height, np.full(n, np.log(median_height)), np.full(n, np.log(median_area))]
         feats = torch.from_numpy(np.stack(columns, 1).astype(np.float32))
         content = torch.from_numpy((count > 0) | (ink_share > 0.005))
         return PatchFeatures(feats, (rows, cols), P, content)

@@ -65,7 +65,10 @@ def make_encoder(name: str = DEFAULT_ENCODER, params: Optional[dict] = None):
 
 
 def _cache_path(dataset: Dataset, encoder) -> str:
-    key = json.dumps({"encoder": encoder.name, "params": encoder.params(), "pooling": "default"}, sort_keys=True)
+    # The feature names are part of the key: a new colkern version that adds a feature must not
+    # read an old cache.
+    key = json.dumps({"encoder": encoder.name, "params": encoder.params(), "features": encoder.feature_names(),
+                      "pooling": "default"}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return os.path.join(dataset.root, f"features-{encoder.name}-{digest}.npz")
 
@@ -179,7 +182,7 @@ def _write_report(ev: Evaluation, model: QualityPredictor, dataset: Dataset, rep
     os.makedirs(report_dir, exist_ok=True)
     for t in model.targets:
         save_scatter(ev.y_true[t], ev.y_pred[t], os.path.join(report_dir, f"scatter-{t}.png"),
-                     title=f"{model.engine} {t.upper()}: predicted vs actual ({ev.n} held-out pages)")
+                     title=f"{model.engine} {t.upper()}: predicted vs actual\n{ev.n} held-out pages")
     doc = {"model": model.path, "engine": model.engine, "encoder": model.encoder_name,
            "dataset": dataset.root, "pages": ev.n, "sources": ev.sources, "metrics": ev.metrics}
     atomic_write_bytes(os.path.join(report_dir, "report.json"), json.dumps(doc, indent=2).encode())
