@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
+
+from ._atomic import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
 Grid = Tuple[int, int]
@@ -191,28 +192,6 @@ def _draw_title(image: Image.Image, title: str) -> None:
     draw.text((pad - x0, pad - y0), title, fill=(255, 255, 255), font=font)
 
 
-def _write_atomically(out_path: PathLike, write: Callable) -> str:
-    """Call write(binary file object) on a temp file beside out_path, fsync, then os.replace."""
-    out = os.fspath(out_path)
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{out}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return out
-
-
 def save_heatmap(page_image: Image.Image, heat, out_png: PathLike, *, alpha: float = 0.5,
                  title: Optional[str] = None, cmap: str = "jet", vmin: Optional[float] = None,
                  vmax: Optional[float] = None, interpolation: str = "bilinear") -> str:
@@ -220,7 +199,7 @@ def save_heatmap(page_image: Image.Image, heat, out_png: PathLike, *, alpha: flo
     The directory must exist. -> the path written."""
     picture = overlay_heatmap(page_image, heat, alpha=alpha, cmap=cmap, vmin=vmin, vmax=vmax,
                               interpolation=interpolation, title=title)
-    return _write_atomically(out_png, lambda f: picture.save(f, format="PNG"))
+    return atomic_write(out_png, lambda f: picture.save(f, format="PNG"))
 
 
 def save_token_heatmaps(page_image: Image.Image, maps: Tensor, out_png: PathLike, *,
@@ -270,4 +249,4 @@ def save_token_heatmaps(page_image: Image.Image, maps: Tensor, out_png: PathLike
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _write_atomically(out_png, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    return atomic_write(out_png, lambda f: fig.savefig(f, format="png", dpi=dpi))

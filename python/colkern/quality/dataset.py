@@ -57,7 +57,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import tempfile
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -67,6 +66,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from .._atomic import atomic_write
 from .degrade import Recipe, degrade, sample_recipe, sample_region
 from .metrics import METRIC_VERSION
 from .ocr import OcrEngine, OcrLabel, get_engine, label_page
@@ -174,35 +174,16 @@ def _format_histogram(counts: Sequence[int]) -> str:
 # Atomic files
 
 
-def _atomic_write(path: str, write) -> None:
-    """Write via `write(fileobj)` into a temp file next to `path`, fsync, os.replace()."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _write_json(path: str, obj: Any) -> None:
     data = json.dumps(obj, ensure_ascii=False, indent=1, sort_keys=False).encode("utf-8")
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _write_png(path: str, image: Image.Image, dpi: Optional[int]) -> None:
     def write(f):
         kwargs = {"dpi": (dpi, dpi)} if dpi else {}
         image.save(f, format="PNG", compress_level=6, pnginfo=PngImagePlugin.PngInfo(), **kwargs)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _remove_stale_temps(directory: str) -> None:

@@ -33,7 +33,8 @@ from torch import Tensor
 
 from ..ops import patch_pool
 from .features import ImageLike, PatchFeatures, global_features
-from .predictor import QualityPredictor, atomic_write_bytes
+from .._atomic import atomic_write_bytes
+from .predictor import QualityPredictor
 
 _CHUNK_BYTES = 256 << 20  # gathered window features per chunk: bounds memory for 2048-d hidden states
 

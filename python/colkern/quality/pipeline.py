@@ -25,7 +25,8 @@ import numpy as np
 from .dataset import Dataset
 from .features import PixelPatchEncoder, page_features
 from .glyphs import GlyphPatchEncoder
-from .predictor import QualityPredictor, atomic_write_bytes, bootstrap_metrics, save_scatter, verdict
+from .._atomic import atomic_write_bytes
+from .predictor import QualityPredictor, bootstrap_metrics, save_scatter, verdict
 
 SHIPPED_MODELS = {"tesseract": "tesseract-eng.colq", "rapidocr": "rapidocr-eng.colq"}
 DEFAULT_DPI = 150

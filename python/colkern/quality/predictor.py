@@ -39,7 +39,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -49,6 +48,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from .._atomic import atomic_write_bytes
 from .features import pool_features
 
 MAGIC = b"COLKERN-QUALITY-PREDICTOR\n"
@@ -659,31 +659,6 @@ def _jsonable(obj: Any, arg: str) -> Any:
 
 
 # -- files --------------------------------------------------------------------------------------
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same directory, fsync and os.replace: readers
-    see the old file or the new one, never a part; a failed write leaves no temp file."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"directory {directory!r} for {path!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:  # mkstemp makes 0600 files: keep the target's mode, or the usual 0644 for a new file
-            mode = os.stat(path).st_mode & 0o777
-        except OSError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def save_scatter(y_true: ArrayLike, y_pred: ArrayLike, out_png: PathLike, title: str = "",
                  *, threshold: Optional[float] = 0.1, label: str = "CER") -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import io
 import os
 import sys
-import tempfile
-
 from importlib import resources
+
+from .._atomic import atomic_write_bytes
 
 # (synth seed, layout, degradation steps): from a clean page to one no OCR engine can read.
 PAGES = [
@@ -49,19 +49,10 @@ def write_sample_pdf(path: str) -> str:
         w, h = image.size
         pdf_page = doc.new_page(width=w * 72 / DPI, height=h * 72 / DPI)
         pdf_page.insert_image(pdf_page.rect, stream=buf.getvalue())
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".sample.", suffix=".pdf", dir=directory)
-    os.close(fd)
-    try:
-        doc.save(tmp, garbage=4, deflate=True)
-        doc.close()
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    data = doc.tobytes(garbage=4, deflate=True)
+    doc.close()
+    return atomic_write_bytes(path, data)
 
 
 if __name__ == "__main__":
