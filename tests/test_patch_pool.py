@@ -36,7 +36,7 @@ def check(x, dtype, correction=1, **kw):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("D", [1, 7, 128, 2048])
+@pytest.mark.parametrize("D", [1, 7, 96, 128, 200, 2048])  # 96, 200: register strips + a memory-path tail
 @pytest.mark.parametrize("N", [1, 2, 3, 17, 1025])
 def test_matches_reference(isa, dtype, D, N):
     if D == 2048 and N == 1025 and isa == "scalar":

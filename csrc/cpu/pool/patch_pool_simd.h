@@ -37,9 +37,10 @@ inline float load_one(const unsigned char* row, int64_t c) {
   return DT == DType::BF16 ? bfloat16_to_float(h) : half_to_float(h);
 }
 
+// Accumulators in memory (an L1 scratch per column), four rows per sweep: any slice width.
 template <class V, DType DT>
-inline void slice_simd(const Problem& p, const int64_t* rows, int64_t len, int64_t d0, int64_t d1,
-                       float* mean, float* max, float* std, float* scratch) {
+inline void slice_memory(const Problem& p, const int64_t* rows, int64_t len, int64_t d0, int64_t d1,
+                         float* mean, float* max, float* std, float* scratch) {
   using reg = typename V::reg;
   constexpr int64_t W = V::W;
   const int64_t width = d1 - d0;
@@ -135,6 +136,90 @@ inline void slice_simd(const Problem& p, const int64_t* rows, int64_t len, int64
   }
   for (int64_t c = 0; c < width; ++c) mean[c] += k_row[c];
   finish_columns(p, rows, len, d0, d1, m2, mean, max, std);
+}
+
+// Narrow slices (D = 128: ColPali's projection) keep every accumulator in registers: strips of
+// NC vectors of columns, each swept over all rows of a block with its sums, maximum, mean and M2
+// never leaving registers. The memory variant reloads and stores its column sums every four
+// rows, which at D = 128 costs about as much as the arithmetic. Each row's strip is whole cache
+// lines (NC * W elements of 4 or 2 bytes), so every byte is still read once. Wide slices keep
+// the memory variant: there whole rows stream contiguously, which the prefetchers favour.
+// AVX-512 only: its 32 registers hold 4 vectors x 6 accumulators; AVX2's 16 allow 2 vectors,
+// and those strips measured slower than the memory variant (D = 128 bf16: 1.50x against 1.34x
+// the time of one torch sum, against 1.09x for AVX-512 strips and 1.24x for its memory variant).
+constexpr int64_t kStripMaxWidth = 256;
+constexpr int kStripVectors = 4;  // 6 x 4 = 24 zmm
+
+template <class V, DType DT, int NC>
+inline void slice_strips(const Problem& p, const int64_t* rows, int64_t len, int64_t d0, int64_t d1,
+                         float* mean_out, float* max_out, float* std_out, float* scratch) {
+  using reg = typename V::reg;
+  constexpr int64_t W = V::W;
+  constexpr int es = DT == DType::F32 ? 4 : 2;
+  const auto* base = static_cast<const unsigned char*>(p.values) + d0 * es;
+  const int64_t stride = p.D * es;
+  auto row_at = [&](int64_t r) { return base + rows[r] * stride; };
+  float* m2_out = scratch;  // finish_columns reads M2 from here
+  for (int64_t c0 = 0; c0 < d1 - d0; c0 += NC * W) {
+    reg k[NC], mean[NC], m2[NC], mx[NC];
+    const unsigned char* first = row_at(0);
+    for (int v = 0; v < NC; ++v) {
+      k[v] = load_vec<V, DT>(first, c0 + v * W);
+      mean[v] = V::zero();
+      m2[v] = V::zero();
+      mx[v] = V::set1(-std::numeric_limits<float>::infinity());
+    }
+    int64_t count = 0;
+    for (int64_t b0 = 0; b0 < len; b0 += kBlockRows) {
+      const int64_t nb = len - b0 < kBlockRows ? len - b0 : kBlockRows;
+      reg s1[NC], s2[NC];
+      for (int v = 0; v < NC; ++v) s1[v] = s2[v] = V::zero();
+      for (int64_t r = b0; r < b0 + nb; ++r) {
+        const unsigned char* row = row_at(r);
+        if (r + 8 < len) V::prefetch(row_at(r + 8) + c0 * es);
+#pragma GCC unroll 4
+        for (int v = 0; v < NC; ++v) {
+          const reg x = load_vec<V, DT>(row, c0 + v * W);
+          const reg d = V::sub(x, k[v]);
+          s1[v] = V::add(s1[v], d);
+          s2[v] = V::fma(d, d, s2[v]);
+          // NaN in x is dropped here; finish_columns redoes any column whose sums are NaN.
+          mx[v] = V::max_keep_second_nan(x, mx[v]);
+        }
+      }
+      // Chan's combination, as in slice_memory (branch-free: the first block has w_cross = 0).
+      const float n_new = static_cast<float>(count + nb);
+      const reg inv_nb = V::set1(1.f / static_cast<float>(nb));
+      const reg w_b = V::set1(static_cast<float>(nb) / n_new);
+      const reg w_cross = V::set1(static_cast<float>(count) * static_cast<float>(nb) / n_new);
+      for (int v = 0; v < NC; ++v) {
+        const reg mean_b = V::mul(s1[v], inv_nb);
+        const reg m2_b = V::sub(s2[v], V::mul(s1[v], mean_b));
+        const reg delta = V::sub(mean_b, mean[v]);
+        mean[v] = V::fma(delta, w_b, mean[v]);
+        m2[v] = V::add(m2[v], V::fma(V::mul(delta, delta), w_cross, m2_b));
+      }
+      count += nb;
+    }
+    for (int v = 0; v < NC; ++v) {
+      V::store(mean_out + c0 + v * W, V::add(mean[v], k[v]));
+      V::store(max_out + c0 + v * W, mx[v]);
+      V::store(m2_out + c0 + v * W, m2[v]);
+    }
+  }
+  finish_columns(p, rows, len, d0, d1, m2_out, mean_out, max_out, std_out);
+}
+
+// Whole register strips where the slice is narrow, the memory variant for the rest.
+template <class V, DType DT>
+inline void slice_simd(const Problem& p, const int64_t* rows, int64_t len, int64_t d0, int64_t d1,
+                       float* mean, float* max, float* std, float* scratch) {
+  constexpr int NC = kStripVectors;
+  const int64_t width = d1 - d0;
+  const int64_t strips = V::W >= 16 && width <= kStripMaxWidth ? width / (NC * V::W) * (NC * V::W) : 0;
+  if (strips > 0) slice_strips<V, DT, NC>(p, rows, len, d0, d0 + strips, mean, max, std, scratch);
+  if (strips < width)
+    slice_memory<V, DT>(p, rows, len, d0 + strips, d1, mean + strips, max + strips, std + strips, scratch);
 }
 
 }  // namespace
