@@ -71,8 +71,9 @@ def test_index_search_heatmap_and_evaluate(tmp_path, corpus, model_dir, capsys):
                  "--tiles", "4", "--quiet"]) == 1
     assert "(0 added, 5 already indexed, 2 failed)" in capsys.readouterr().out
 
-    png = str(tmp_path / "hit.png")
-    assert main(["search", index_path, "total revenue", "-k", "3", "--heatmap", png, "--json"]) == 0
+    png, tokens_png = str(tmp_path / "hit.png"), str(tmp_path / "tokens.png")
+    assert main(["search", index_path, "total revenue", "-k", "3", "--heatmap", png, "--token-heatmaps",
+                 tokens_png, "--json"]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [h["rank"] for h in hits] == [1, 2, 3]
     assert all(h["file"].endswith(".pdf") and 1 <= h["page"] <= 3 for h in hits)
@@ -81,6 +82,8 @@ def test_index_search_heatmap_and_evaluate(tmp_path, corpus, model_dir, capsys):
         im.verify()
     with Image.open(png) as im:  # the page of the best hit, at the index's DPI
         assert im.size == (round(300 * DPI / 72), round(420 * DPI / 72))
+    with Image.open(tokens_png) as im:  # one panel per query token
+        im.verify()
 
     # evaluation: the same queries through float, bits, hamming and two-stage search
     from colkern.colpali import ColPaliEncoder

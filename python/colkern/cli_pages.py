@@ -33,6 +33,7 @@ def add_commands(sub) -> None:
                     help="ColPali model directory (default: the one the index was built with)")
     se.add_argument("--oversample", type=float, default=10, help="stage-1 candidates per result (default 10)")
     se.add_argument("--heatmap", metavar="PNG", help="write the best page with the query's heatmap on it")
+    se.add_argument("--token-heatmaps", metavar="PNG", help="also write one panel per query token (needs --heatmap)")
     se.add_argument("--json", action="store_true", help="print the hits as JSON lines")
     se.add_argument("--device", default=None)
     se.set_defaults(func=_search)
@@ -79,6 +80,6 @@ def _search(args) -> int:
         if not hits:
             print("no pages in the index: no heatmap written", file=sys.stderr)
             return 1
-        save_page_heatmap(index, encoder, args.query, hits[0], args.heatmap)
+        save_page_heatmap(index, encoder, args.query, hits[0], args.heatmap, tokens_png=args.token_heatmaps)
         print(f"heatmap: {os.path.abspath(args.heatmap)}", file=sys.stderr)
     return 0

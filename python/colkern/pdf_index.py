@@ -171,11 +171,12 @@ def page_embeddings(index: MultiVectorIndex, position: int) -> Tensor:
 
 
 def save_page_heatmap(index: MultiVectorIndex, encoder, query: str, hit: PageHit, out_png: str, *,
-                      how: str = "max") -> str:
+                      how: str = "max", tokens_png: Optional[str] = None) -> str:
     """Writes a PNG of the page of `hit`, of the page's rendered size, with the query's
     interaction over its patches on top: how="max" colours each patch by its best similarity with
-    any query token; "sum_of_max" shows where the MaxSim score comes from (see colkern.heatmap)."""
-    from .heatmap import aggregate, save_heatmap, similarity_maps
+    any query token; "sum_of_max" shows where the MaxSim score comes from (see colkern.heatmap).
+    tokens_png: also write one panel per query token there."""
+    from .heatmap import aggregate, save_heatmap, save_token_heatmaps, similarity_maps
     from .pdf import render_page_image
 
     attrs = _require_page_index(index)
@@ -184,7 +185,10 @@ def save_page_heatmap(index: MultiVectorIndex, encoder, query: str, hit: PageHit
     maps = similarity_maps(Q, page_embeddings(index, hit.position), tuple(attrs["grid"]),
                            tiles_grid=attrs["tiles"] if attrs["tiles"] > 1 else None)
     heat = aggregate(maps, how)
-    save_heatmap(page_image, heat, out_png, title=f"{os.path.basename(hit.file)} p.{hit.page + 1}: {query}")
+    title = f"{os.path.basename(hit.file)} p.{hit.page + 1}: {query}"
+    save_heatmap(page_image, heat, out_png, title=title)
+    if tokens_png:
+        save_token_heatmaps(page_image, maps, tokens_png, title=title)
     return out_png
 
 
