@@ -79,7 +79,7 @@ def test_shipped_model_ranks_a_degraded_page_below_its_original(tmp_path, engine
     model = pipeline.load_model(engine=engine)
     assert model.engine == engine
     clean = generate_page(424242, lang="eng", layout="prose", dpi=150).image
-    blurred = clean.filter(ImageFilter.GaussianBlur(2.5))
+    blurred = clean.filter(ImageFilter.GaussianBlur(3.5))
     clean.save(tmp_path / "clean.png")
     blurred.save(tmp_path / "blurred.png")
     rows = pipeline.predict_files([str(tmp_path / "clean.png"), str(tmp_path / "blurred.png")], model)
