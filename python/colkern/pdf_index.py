@@ -205,7 +205,7 @@ def _require_page_index(index: MultiVectorIndex) -> dict:
 def _load_existing(index_path: str, wanted: dict) -> Optional[MultiVectorIndex]:
     if not os.path.exists(index_path):
         return None
-    existing = MultiVectorIndex.load(index_path)
+    existing = MultiVectorIndex.load(index_path, mmap=True)  # concat copies it once, when merging
     check_settings(existing.attrs, wanted, f"index {index_path!r}")
     return existing
 
