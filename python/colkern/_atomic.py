@@ -2,7 +2,8 @@
 
 Readers see the old file or the new one, never a part; a failed or interrupted write leaves no
 temporary file behind. The new file keeps the target's permission bits, or gets the usual 0644
-(mkstemp creates 0600 files).
+(mkstemp creates 0600 files). After the rename the directory is fsynced too, so the rename itself
+survives a crash (best effort: not every file system allows it).
 """
 from __future__ import annotations
 
@@ -38,7 +39,21 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> str:
         except OSError:
             pass
         raise
+    _fsync_dir(directory)
     return path
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> str:

@@ -39,7 +39,6 @@ import json
 import os
 import struct
 import sys
-import tempfile
 import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -47,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._atomic import atomic_write
 from .ops import PackedDocs, pack, pack_bits
 
 MAGIC = b"COLKIDX1"
@@ -293,34 +293,22 @@ class MultiVectorIndex:
         head += b"\0" * (_align(len(head)) - len(head))
         payload_start = len(head)
 
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                h = hashlib.sha256(block)
-                f.write(head)
-                written = 0
-                for name, t in arrays:
-                    gap = layout[name]["offset"] - written
-                    if gap:
-                        f.write(b"\0" * gap)
-                        h.update(b"\0" * gap)
-                    _write_chunks(f, t, h)
-                    written = layout[name]["offset"] + layout[name]["nbytes"]
-                f.seek(digest_at)
-                f.write(h.hexdigest().encode("ascii"))
-                f.seek(payload_start + written)
-                f.flush()
-                os.fsync(f.fileno())
-            _set_mode(tmp, path)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        _fsync_dir(directory)
+        def write(f) -> None:
+            h = hashlib.sha256(block)
+            f.write(head)
+            written = 0
+            for name, t in arrays:
+                gap = layout[name]["offset"] - written
+                if gap:
+                    f.write(b"\0" * gap)
+                    h.update(b"\0" * gap)
+                _write_chunks(f, t, h)
+                written = layout[name]["offset"] + layout[name]["nbytes"]
+            f.seek(digest_at)
+            f.write(h.hexdigest().encode("ascii"))
+            f.seek(payload_start + written)
+
+        atomic_write(path, write)
 
     @classmethod
     def load(cls, path: PathLike, mmap: bool = False, *, verify: bool = True) -> "MultiVectorIndex":
@@ -565,29 +553,3 @@ def _map_payload(path: str, start: int, nbytes: int) -> Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "non-writable array": intended, see class docs
         return torch.from_numpy(mm)
-
-
-def _set_mode(tmp: str, path: str) -> None:
-    # mkstemp creates 0600 files; give the index the target's mode, or 0644 for a new file.
-    try:
-        mode = os.stat(path).st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    try:
-        os.chmod(tmp, mode)
-    except OSError:
-        pass
-
-
-def _fsync_dir(directory: str) -> None:
-    # Makes the rename durable; best effort (not every platform / file system allows it).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
