@@ -26,6 +26,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ._aot import compile_variant, gpu_target
+from .maxsim import _BLOCK_N, _MAX_BLOCK_D, _MAX_BLOCK_Q, _maxsim_fwd_kernel
 
 _NUM_WARPS = 4
 _TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
@@ -37,12 +38,9 @@ _MODES = ("pm1", "01")
 _PACK_TILE = 4096
 _PACK_MAX_BLOCK_B = 64
 
-# maxsim_bits tiling: as kernels/maxsim.py (BLOCK_Q x BLOCK_N fp32 accumulator, dims >= 16 for
-# tl.dot). The document tile is expanded from bits in registers, so only 1/16 (fp16/bf16) or 1/32
-# (fp32) of the bytes of a float corpus are read from memory.
-_BLOCK_N = 64
-_MAX_BLOCK_Q = 64
-_MAX_BLOCK_D = 128
+# maxsim_bits runs kernels/maxsim.py's kernel with BITS=True and its tiling: the document tile
+# is expanded from bits in registers, so only 1/16 (fp16/bf16) or 1/32 (fp32) of the bytes of a
+# float corpus are read from memory.
 
 # maxsim_hamming tiling: a program XORs a [BLOCK_Q, BLOCK_N, BLOCK_W] tile of 32-bit words (every
 # query token against every document row, BLOCK_W words of each) and popcounts it; ~_HAM_TILE
@@ -109,93 +107,6 @@ def pack_bits_triton(x: Tensor) -> Tensor:
 # float x bits MaxSim
 
 
-@triton.jit
-def _expand_bits(bits_ptr, row_off, col_ok, dd, dk, PM1: tl.constexpr):
-    """[BLOCK_N, BLOCK_D] int32 document tile from packed rows: +-1 (PM1) or {0, 1} per bit.
-    Each byte is loaded once per bit it holds; the 8 loads of a byte hit the same cache line, so
-    memory traffic stays one byte per 8 dimensions."""
-    byte = tl.load(bits_ptr + row_off[:, None] + (dd // 8)[None, :],
-                   mask=col_ok[:, None] & dk[None, :], other=0)
-    b = (byte.to(tl.int32) >> (7 - dd % 8)[None, :]) & 1
-    if PM1:
-        b = 2 * b - 1
-    return b
-
-
-@triton.jit
-def _maxsim_bits_kernel(q_ptr, qmask_ptr, bits_ptr, starts_ptr, lengths_ptr, out_ptr, Lq, D, NB, N,
-                        HAS_MASK: tl.constexpr, PM1: tl.constexpr, IEEE: tl.constexpr,
-                        UPCAST: tl.constexpr, ONE_D_CHUNK: tl.constexpr, BLOCK_Q: tl.constexpr,
-                        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    n = tl.program_id(0)  # documents on axis 0: N may exceed the 65535 limit of axes 1 and 2
-    b = tl.program_id(1).to(tl.int64)
-    start = tl.load(starts_ptr + n)  # int64: row offsets into a large corpus overflow int32
-    length = tl.load(lengths_ptr + n)
-    offs_q = tl.arange(0, BLOCK_Q)
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, BLOCK_D)
-    q_base = q_ptr + b * Lq * D
-
-    total = tl.zeros([BLOCK_Q], dtype=tl.float32)
-    for q0 in range(0, Lq, BLOCK_Q):
-        rows = q0 + offs_q
-        row_ok = rows < Lq
-        if HAS_MASK:
-            keep = tl.load(qmask_ptr + b * Lq + rows, mask=row_ok, other=0)
-            row_ok = row_ok & (keep != 0)
-        if ONE_D_CHUNK:
-            # dim <= BLOCK_D (the common case): the query tile is loaded once per query block.
-            d_ok = offs_d < D
-            q_tile = tl.load(q_base + rows[:, None] * D + offs_d[None, :],
-                             mask=row_ok[:, None] & d_ok[None, :], other=0.0)
-            if UPCAST:
-                q_tile = q_tile.to(tl.float32)
-
-        best = tl.full([BLOCK_Q], float("-inf"), dtype=tl.float32)
-        # tl.max / tl.maximum may drop NaN (they lower to max-num): NaN products are counted
-        # separately and re-imposed after the document loop.
-        nans = tl.zeros([BLOCK_Q], dtype=tl.int32)
-        for j0 in range(0, length, BLOCK_N):
-            cols = j0 + offs_n
-            col_ok = cols < length
-            row_off = (start + cols) * NB
-            acc = tl.zeros([BLOCK_Q, BLOCK_N], dtype=tl.float32)
-            if ONE_D_CHUNK:
-                # Padding dims expand to -1 in pm1 mode; the query's padding is exactly 0 there.
-                # Built in the dot's dtype (Q's, or fp32 when upcast): small integers, exact in
-                # fp16 / bf16 / fp32, so the tensor-core products are exact too.
-                v = _expand_bits(bits_ptr, row_off, col_ok, offs_d, d_ok, PM1).to(q_tile.dtype)
-                if IEEE:
-                    acc = tl.dot(q_tile, tl.trans(v), acc, input_precision="ieee")
-                else:
-                    acc = tl.dot(q_tile, tl.trans(v), acc)
-            else:
-                for d0 in range(0, D, BLOCK_D):
-                    dd = d0 + offs_d
-                    dk = dd < D
-                    q = tl.load(q_base + rows[:, None] * D + dd[None, :],
-                                mask=row_ok[:, None] & dk[None, :], other=0.0)
-                    if UPCAST:
-                        q = q.to(tl.float32)
-                    v = _expand_bits(bits_ptr, row_off, col_ok, dd, dk, PM1).to(q.dtype)
-                    if IEEE:
-                        acc = tl.dot(q, tl.trans(v), acc, input_precision="ieee")
-                    else:
-                        acc = tl.dot(q, tl.trans(v), acc)
-            # Rows past the document's end expand to -1 / 0: their products must be -inf before
-            # the max, never a value that could beat the real rows or inject a NaN (inf * 0).
-            s = tl.where(col_ok[None, :], acc, float("-inf"))
-            nans += tl.sum((s != s).to(tl.int32), axis=1)
-            best = tl.maximum(best, tl.max(s, axis=1))
-        tok = tl.where(nans > 0, float("nan"), best)
-        # tl.where, not a multiply by the mask: a masked token's -inf or NaN must not leak.
-        total += tl.where(row_ok, tok, 0.0)
-
-    # An empty document leaves every max at -inf; it scores 0 (the empty sum).
-    score = tl.where(length > 0, tl.sum(total, axis=0), 0.0)
-    tl.store(out_ptr + b * N + n, score)
-
-
 def _bits_config(Lq: int, dim: int, dtype: torch.dtype, mode: str, interpret: bool) -> dict:
     block_q = min(_MAX_BLOCK_Q, max(16, triton.next_power_of_2(Lq)))
     block_d = min(_MAX_BLOCK_D, max(16, triton.next_power_of_2(dim)))
@@ -205,7 +116,7 @@ def _bits_config(Lq: int, dim: int, dtype: torch.dtype, mode: str, interpret: bo
     # never upcast.
     upcast = interpret and dtype == torch.bfloat16
     return dict(
-        PM1=mode == "pm1",
+        BITS=True, PM1=mode == "pm1",
         # fp32 queries: IEEE fp32 products, not TF32 (10-bit mantissa), since users who keep fp32
         # queries expect fp32 accuracy. fp16/bf16 x {+-1, 0, 1} products are exact anyway.
         IEEE=dtype == torch.float32 or upcast,
@@ -234,9 +145,10 @@ def maxsim_bits_triton(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts
     if B == 0 or N == 0:
         return out  # an empty grid cannot be launched, and there is nothing to compute
     mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
-    _maxsim_bits_kernel[(N, B)](Q, mask, bits, starts, lengths, out, Lq, dim, NB, N,
-                                HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
-                                **_bits_config(Lq, dim, Q.dtype, mode, _interpreting()))
+    # The float MaxSim kernel with its document tiles expanded from the bits (BITS=True).
+    _maxsim_fwd_kernel[(N, B)](Q, mask, bits, starts, lengths, out, Lq, dim, NB, N,
+                               HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
+                               **_bits_config(Lq, dim, Q.dtype, mode, _interpreting()))
     return out
 
 
@@ -395,7 +307,7 @@ def aot_compile_all(arch: int) -> List[str]:
     q_mask, both modes, one and several D chunks; maxsim_hamming with word and byte loads, with
     and without q_mask, one and several word chunks. Raises on any lowering error; returns one
     line per compiled variant."""
-    target = gpu_target(arch, _maxsim_bits_kernel)
+    target = gpu_target(arch, _maxsim_fwd_kernel)
     done = []
 
     # One byte block of a short / medium vector, and several 64-byte blocks (D = 1024).
@@ -413,11 +325,11 @@ def aot_compile_all(arch: int) -> List[str]:
     for dtype, mode, has_mask, Lq, D in variants:
         tl_name = _TL_DTYPES[dtype]
         cfg = dict(HAS_MASK=has_mask, **_bits_config(Lq, D, dtype, mode, interpret=False))
-        sig = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1", "bits_ptr": "*u8", "starts_ptr": "*i64",
-               "lengths_ptr": "*i64", "out_ptr": "*fp32", "Lq": "i32", "D": "i32", "NB": "i32",
+        sig = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1", "v_ptr": "*u8", "starts_ptr": "*i64",
+               "lengths_ptr": "*i64", "out_ptr": "*fp32", "Lq": "i32", "D": "i32", "ROW": "i32",
                "N": "i32"}
-        info = compile_variant(_maxsim_bits_kernel, sig, cfg, target, _NUM_WARPS)
-        done.append(f"_maxsim_bits_kernel sm_{arch} {tl_name} {mode} mask={has_mask} Lq={Lq} "
+        info = compile_variant(_maxsim_fwd_kernel, sig, cfg, target, _NUM_WARPS)
+        done.append(f"_maxsim_fwd_kernel (bits) sm_{arch} {tl_name} {mode} mask={has_mask} Lq={Lq} "
                     f"D={D}: {info}")
 
     # Word loads (nbytes % 4 == 0) and byte loads, one word chunk and several, tiny Lq and dim.

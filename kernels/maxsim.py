@@ -2,6 +2,10 @@
 
     score[b, n] = sum over valid query tokens i of max over rows j of document n of <Q[b, i], d_j>
 
+One kernel serves float documents and packed sign-bit documents (colkern.triton_kernels.bits,
+BITS=True): only the document tile's load differs, the bits being expanded to +-1 or {0, 1} in
+registers.
+
 The corpus stays packed (`values [T, D]` + per-document `starts` / `lengths`): a program reads
 its document's rows straight from `values` with masked loads, so ragged corpora need no padding
 copy. Conventions are those of the CPU kernel (see colkern/ops/maxsim.py): fp32 accumulation and
@@ -34,10 +38,38 @@ _TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf1
 
 
 @triton.jit
-def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr, Lq, D, N,
-                       HAS_MASK: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr,
-                       ONE_D_CHUNK: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr,
-                       BLOCK_D: tl.constexpr):
+def _expand_bits(bits_ptr, row_off, col_ok, dd, dk, PM1: tl.constexpr):
+    """[BLOCK_N, BLOCK_D] int32 document tile from packed rows: +-1 (PM1) or {0, 1} per bit.
+    Each byte is loaded once per bit it holds; the 8 loads of a byte hit the same cache line, so
+    memory traffic stays one byte per 8 dimensions."""
+    byte = tl.load(bits_ptr + row_off[:, None] + (dd // 8)[None, :],
+                   mask=col_ok[:, None] & dk[None, :], other=0)
+    b = (byte.to(tl.int32) >> (7 - dd % 8)[None, :]) & 1
+    if PM1:
+        b = 2 * b - 1
+    return b
+
+
+@triton.jit
+def _doc_tile(v_ptr, doc_rows, col_ok, dd, dk, ROW, BITS: tl.constexpr, PM1: tl.constexpr,
+              UPCAST: tl.constexpr):
+    """[BLOCK_N, BLOCK_D] tile of documents rows `doc_rows`, dims `dd`; ROW elements per row
+    (D floats, or ceil(D / 8) bytes of bits). Out-of-range rows and dims read as 0 (bits: as the
+    expansion of a 0 byte); the caller masks the rows before the max."""
+    if BITS:
+        v = _expand_bits(v_ptr, doc_rows * ROW, col_ok, dd, dk, PM1)
+    else:
+        v = tl.load(v_ptr + doc_rows[:, None] * ROW + dd[None, :], mask=col_ok[:, None] & dk[None, :], other=0.0)
+        if UPCAST:
+            v = v.to(tl.float32)
+    return v
+
+
+@triton.jit
+def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr, Lq, D, ROW, N,
+                       HAS_MASK: tl.constexpr, BITS: tl.constexpr, PM1: tl.constexpr,
+                       IEEE: tl.constexpr, UPCAST: tl.constexpr, ONE_D_CHUNK: tl.constexpr,
+                       BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     n = tl.program_id(0)  # documents on axis 0: N may exceed the 65535 limit of axes 1 and 2
     b = tl.program_id(1).to(tl.int64)
     start = tl.load(starts_ptr + n)  # int64: row offsets into a large corpus overflow int32
@@ -71,12 +103,12 @@ def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr
         for j0 in range(0, length, BLOCK_N):
             cols = j0 + offs_n
             col_ok = cols < length
-            v_rows = v_ptr + (start + cols)[:, None] * D
             acc = tl.zeros([BLOCK_Q, BLOCK_N], dtype=tl.float32)
             if ONE_D_CHUNK:
-                v = tl.load(v_rows + offs_d[None, :], mask=col_ok[:, None] & d_ok[None, :], other=0.0)
-                if UPCAST:
-                    v = v.to(tl.float32)
+                # Bits expand to small integers in the dot's dtype (Q's, or fp32 when upcast):
+                # exact in fp16 / bf16 / fp32, so the tensor-core products are exact too. A bit
+                # past D expands to -1 in pm1 mode, but the query's padding there is exactly 0.
+                v = _doc_tile(v_ptr, start + cols, col_ok, offs_d, d_ok, ROW, BITS, PM1, UPCAST).to(q_tile.dtype)
                 if IEEE:
                     acc = tl.dot(q_tile, tl.trans(v), acc, input_precision="ieee")
                 else:
@@ -87,17 +119,16 @@ def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr
                     dk = dd < D
                     q = tl.load(q_base + rows[:, None] * D + dd[None, :],
                                 mask=row_ok[:, None] & dk[None, :], other=0.0)
-                    v = tl.load(v_rows + dd[None, :], mask=col_ok[:, None] & dk[None, :], other=0.0)
                     if UPCAST:
                         q = q.to(tl.float32)
-                        v = v.to(tl.float32)
+                    v = _doc_tile(v_ptr, start + cols, col_ok, dd, dk, ROW, BITS, PM1, UPCAST).to(q.dtype)
                     if IEEE:
                         acc = tl.dot(q, tl.trans(v), acc, input_precision="ieee")
                     else:
                         acc = tl.dot(q, tl.trans(v), acc)
-            # Rows past the document's end were loaded as zeros, so their products are 0 (or
-            # NaN for an infinite query value): they must be -inf before the max, never 0,
-            # which would beat an all-negative document and could inject a spurious NaN.
+            # Rows past the document's end were loaded as zeros (bits: -1 / 0), so their products
+            # are 0 or +-sum(q) (or NaN for an infinite query value): they must be -inf before
+            # the max, never a value that could beat the real rows or inject a spurious NaN.
             s = tl.where(col_ok[None, :], acc, float("-inf"))
             nans += tl.sum((s != s).to(tl.int32), axis=1)
             best = tl.maximum(best, tl.max(s, axis=1))
@@ -118,6 +149,7 @@ def _config(Lq: int, D: int, dtype: torch.dtype, interpret: bool) -> dict:
     # exact and matches the fp32 accumulation of a real GPU. Compiled kernels never upcast.
     upcast = interpret and dtype == torch.bfloat16
     return dict(
+        BITS=False, PM1=False,
         # fp32 inputs: IEEE fp32 products, not TF32 (10-bit mantissa), since users who keep
         # fp32 embeddings expect fp32 accuracy. fp16/bf16 products are exact in fp32 anyway.
         IEEE=dtype == torch.float32 or upcast,
@@ -143,7 +175,7 @@ def maxsim_triton(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: T
         return out  # an empty grid cannot be launched, and there is nothing to compute
     interpret = os.environ.get("TRITON_INTERPRET") == "1"
     mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
-    _maxsim_fwd_kernel[(N, B)](Q, mask, values, starts, lengths, out, Lq, D, N,
+    _maxsim_fwd_kernel[(N, B)](Q, mask, values, starts, lengths, out, Lq, D, D, N,
                                HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
                                **_config(Lq, D, Q.dtype, interpret))
     return out
@@ -171,7 +203,7 @@ def aot_compile_all(arch: int) -> List[str]:
         constexprs = dict(HAS_MASK=has_mask, **_config(Lq, D, dtype, interpret=False))
         signature = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1", "v_ptr": f"*{tl_name}",
                      "starts_ptr": "*i64", "lengths_ptr": "*i64", "out_ptr": "*fp32",
-                     "Lq": "i32", "D": "i32", "N": "i32"}
+                     "Lq": "i32", "D": "i32", "ROW": "i32", "N": "i32"}
         info = compile_variant(_maxsim_fwd_kernel, signature, constexprs, target, _NUM_WARPS)
         done.append(f"_maxsim_fwd_kernel sm_{arch} {tl_name} mask={has_mask} Lq={Lq} D={D}: {info}")
     return done

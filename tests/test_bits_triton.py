@@ -31,7 +31,9 @@ RTOL = 1e-5
 DOC_LENGTHS = [0, 1, 3, 17, 97, 0, 64]  # 97: two document blocks of 64 rows; 0: empty documents
 
 
-K = load_interpreted("bits", "_maxsim_bits_kernel")
+# maxsim_bits runs the MaxSim kernel of kernels/maxsim.py (BITS=True): both modules interpreted.
+load_interpreted("maxsim", "_maxsim_fwd_kernel")
+K = load_interpreted("bits", "_maxsim_hamming_kernel", "_maxsim_fwd_kernel")
 
 
 
@@ -279,7 +281,7 @@ def test_hamming_empty_inputs_do_not_launch(monkeypatch):
             raise AssertionError("launched an empty grid")
 
     monkeypatch.setattr(K, "_maxsim_hamming_kernel", NoLaunch())
-    monkeypatch.setattr(K, "_maxsim_bits_kernel", NoLaunch())
+    monkeypatch.setattr(K, "_maxsim_fwd_kernel", NoLaunch())
     values, starts, lengths = packed(bit_docs([3], 16, seed=0))
     none = torch.zeros(0, dtype=torch.int64)
     Q_bits = torch.zeros(2, 4, 2, dtype=torch.uint8)
@@ -294,14 +296,20 @@ def test_hamming_empty_inputs_do_not_launch(monkeypatch):
 
 
 def test_aot_compile_sm80_sm90(tmp_path):
-    # A copy of the module with a deliberate error (the expanded bits left as int32 for tl.dot):
-    # aot_compile_all must raise, not skip the variant.
-    src = open(K.__file__).read()
-    bad = src.replace("PM1).to(q_tile.dtype)", "PM1)", 1)
+    # Copies of the modules with a deliberate error in the shared MaxSim kernel (the expanded
+    # bits left as int32 for tl.dot): aot_compile_all must raise, not skip the variant.
+    import colkern.triton_kernels.maxsim as maxsim_module
+
+    src = open(maxsim_module.__file__).read()
+    bad = src.replace("UPCAST).to(q_tile.dtype)", "UPCAST)", 1)
     assert bad != src
-    # The copy is imported as a top-level module: its package-relative import must be absolute.
-    bad = bad.replace("from ._aot import", "from colkern.triton_kernels._aot import")
-    (tmp_path / "bits_broken.py").write_text(bad)
+    # The copies are imported as top-level modules: package-relative imports must be absolute.
+    absolute = "from colkern.triton_kernels._aot import"
+    (tmp_path / "maxsim_broken.py").write_text(bad.replace("from ._aot import", absolute))
+    bits_src = open(K.__file__).read().replace("from ._aot import", absolute)
+    bits_broken = bits_src.replace("from .maxsim import", "from maxsim_broken import")
+    assert bits_broken != bits_src
+    (tmp_path / "bits_broken.py").write_text(bits_broken)
     bad_code = ("import sys; sys.path.insert(0, sys.argv[2]); import bits_broken\n"
                 "try:\n    bits_broken.aot_compile_all(int(sys.argv[1]))\n"
                 "except Exception as e:\n    print('RAISED', type(e).__name__, str(e)[-300:])\n"
@@ -310,9 +318,9 @@ def test_aot_compile_sm80_sm90(tmp_path):
     for arch in ("sm_80", "sm_90"):
         out = outs[arch]
         assert out.count("_pack_bits_kernel") == 3, out
-        assert out.count("_maxsim_bits_kernel") == 6, out
+        assert out.count("_maxsim_fwd_kernel (bits)") == 6, out
         assert out.count("_maxsim_hamming_kernel") == 4, out
         for dtype in ("fp32", "fp16", "bf16"):
             for mode in MODES:
-                assert f"_maxsim_bits_kernel {arch} {dtype} {mode}" in out, (dtype, mode)
+                assert f"_maxsim_fwd_kernel (bits) {arch} {dtype} {mode}" in out, (dtype, mode)
     assert "RAISED CompilationError" in outs["broken"], outs["broken"]

@@ -12,15 +12,17 @@ import sys
 import colkern
 
 
-def load_interpreted(module_name: str, kernel_name: str):
-    """Imports colkern.triton_kernels.<module_name> with its kernels as interpreter functions."""
+def load_interpreted(module_name: str, *kernel_names: str):
+    """Imports colkern.triton_kernels.<module_name> with its kernels (`kernel_names`, including
+    ones it imports from a sibling module, which must be loaded this way first) as interpreter
+    functions."""
     from triton.runtime.interpreter import InterpretedFunction
 
     mod = importlib.import_module(f"colkern.triton_kernels.{module_name}")
-    if not isinstance(getattr(mod, kernel_name), InterpretedFunction):
+    if not all(isinstance(getattr(mod, k), InterpretedFunction) for k in kernel_names):
         # Imported earlier in this process without TRITON_INTERPRET: rebuild for the interpreter.
         mod = importlib.reload(mod)
-    assert isinstance(getattr(mod, kernel_name), InterpretedFunction)
+    assert all(isinstance(getattr(mod, k), InterpretedFunction) for k in kernel_names)
     return mod
 
 
