@@ -7,7 +7,7 @@ STAMP := $(VENV)/.colkern-installed
 SOURCES := $(shell find csrc python kernels -type f -not -name '*.so' -not -name '*.colq' -not -name '*.pdf' -not -path '*/__pycache__/*') \
            setup.py pyproject.toml CMakeLists.txt
 
-.PHONY: install demo bench bench-full test test-python test-asan test-bench clean
+.PHONY: install demo bench bench-full test lint test-python test-asan test-bench clean
 
 install: $(STAMP)
 
@@ -32,14 +32,22 @@ bench-full: $(STAMP)
 	$(PY) -m pytest benchmarks/bench_maxsim.py benchmarks/bench_bits.py benchmarks/bench_patch_pool.py -q --benchmark-json=bench.json
 	$(PY) benchmarks/report.py bench.json
 
-test: test-python test-asan test-bench
+test: lint test-python test-asan test-bench
 
+# Lint: ruff with the configuration in pyproject.toml (pyflakes, pycodestyle, import order).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check python kernels tests benchmarks
+
+# Everything, OCR engines included; `$(PY) -m pytest tests -m "not ocr"` skips the tests that
+# need Tesseract or RapidOCR.
 test-python: $(STAMP)
 	$(PY) -m pytest tests -q
 
-# The C++ kernels under AddressSanitizer + UBSan, in their own build directory.
+# The C++ kernels under AddressSanitizer + UBSan, in their own build directory. Every ISA's
+# kernels must compile here, including those this CPU cannot run.
 test-asan:
-	cmake -S . -B build-asan -DCOLKERN_SANITIZE=ON -DCOLKERN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B build-asan -DCOLKERN_SANITIZE=ON -DCOLKERN_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCOLKERN_REQUIRE_ALL_ISAS=ON
 	cmake --build build-asan -j 2 --target colkern_selftest
 	./build-asan/colkern_selftest
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pybind11
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
@@ -42,9 +42,9 @@ class CMakeBuild(build_ext):
 
 setup(
     package_dir={"colkern": "python/colkern", "colkern.triton_kernels": "kernels"},
-    packages=["colkern", "colkern.ops", "colkern.quality", "colkern.testing", "colkern.triton_kernels"],
+    packages=[*find_packages(where="python"), "colkern.triton_kernels"],
     # The shipped OCR quality models and the demo's sample PDF.
-    package_data={"colkern.quality": ["models/*.colq", "data/*.pdf"]},
+    package_data={"colkern": ["py.typed"], "colkern.quality": ["models/*.colq", "data/*.pdf"]},
     ext_modules=[CMakeExtension("colkern._C")],
     cmdclass={"build_ext": CMakeBuild},
 )

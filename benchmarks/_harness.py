@@ -4,7 +4,7 @@ import os
 
 import torch
 
-from colkern import bench
+from colkern._bench import cases as bench
 
 QUICK = os.environ.get("COLKERN_BENCH_QUICK") == "1"
 

@@ -5,10 +5,9 @@ doc vector pairs per second) and the speed-up over fp32; issue targets: hamming 
     pytest benchmarks/bench_bits.py --benchmark-json=bits.json
 """
 import pytest
-
-from colkern import bench
-
 from _harness import QUICK, case, run
+
+from colkern._bench import cases as bench
 
 PROVIDERS = ["colkern fp32", "colkern bits pm1 (float x bits)", "colkern hamming (bits x bits)"]
 

@@ -8,10 +8,9 @@ fastest torch provider) in extra_info, with docs/s, GFLOP/s and % of the FMA cei
 on this machine. COLKERN_BENCH_QUICK=1 shrinks every case (CI runs them once, untimed).
 """
 import pytest
-
-from colkern import bench
-
 from _harness import QUICK, case, run
+
+from colkern._bench import cases as bench
 
 
 def _build(kind):

@@ -9,10 +9,9 @@ time_ratio_vs[torch x.sum(1) (one pass)]: the target is <= 1.3.
 """
 import pytest
 import torch
-
-from colkern import bench
-
 from _harness import QUICK, case, run
+
+from colkern._bench import cases as bench
 
 SHAPES = [(2048, torch.float32), (128, torch.float32), (2048, torch.bfloat16), (128, torch.bfloat16)]
 PROVIDERS = ["torch mean+amax+std (masked)", "torch x.sum(1) (one pass)", "colkern patch_pool (masked)"]

@@ -17,7 +17,7 @@ Ground truth is exact float MaxSim top-10 on the stored float vectors (colkern.m
 same vectors stage 2 rescores with). Reported recall@10 = |approx top-10 & exact top-10| / 10,
 averaged over queries:
   (a) float queries x sign bits, maxsim_bits pm1 (top-10 of colkern.maxsim_bits_topk)
-  (b) two-stage colkern.search: hamming stage 1 keeping 10 x `--oversample` candidates, float
+  (b) two-stage colkern.retrieval.search: hamming stage 1 keeping 10 x `--oversample` candidates, float
       rescoring (timed per query, B = 1)
   (c) hamming alone (top-10 of stage 1)
   plus: bits stage 1 + float rescoring, and the candidate recall of the hamming stage (how much
@@ -26,7 +26,7 @@ Issue targets: (a) >= 0.90, (b) >= 0.95.
 
 --scale-test N times a two-stage search over N pages. To keep memory small the pages are row
 ranges of `--doc-len` rows at random positions in one shared pool of `--scale-pool-rows` vectors
-(bits and floats), scored through colkern.search's range entry point (the ops take any row
+(bits and floats), scored through colkern.retrieval.search's range entry point (the ops take any row
 ranges). The work per query is that of N distinct pages; only the memory footprint (and so cache
 behaviour, which matters little for the compute-bound hamming scan) differs from a real corpus.
 """
@@ -44,8 +44,8 @@ import time
 import torch
 
 import colkern
-from colkern.index import MultiVectorIndex
-from colkern.search import _search_ranges, search
+from colkern.retrieval.index import MultiVectorIndex
+from colkern.retrieval.search import _search_ranges, search
 
 K = 10
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}

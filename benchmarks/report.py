@@ -5,7 +5,7 @@
 import json
 import sys
 
-from colkern.bench import work_column
+from colkern._bench.cases import work_column
 
 
 def main(paths) -> None:
@@ -19,7 +19,8 @@ def main(paths) -> None:
     print(f"CPU: {first['cpu']} ({data['machine_info'].get('cpu', {}).get('brand_raw', '')}), "
           f"{first['threads']} threads; fp32 FMA ceiling measured before each timing: "
           f"{min(ceilings):.0f}-{max(ceilings):.0f} GFLOP/s\n")
-    print("| case | provider | docs/s | rate (GFLOP/s with % of FMA ceiling, token pairs/s, or GB/s) | speed-up vs baseline | vs fastest torch | note |")
+    print("| case | provider | docs/s | rate (GFLOP/s with % of FMA ceiling, token pairs/s, or GB/s) "
+          "| speed-up vs baseline | vs fastest torch | note |")
     print("|---|---|---:|---:|---:|---:|---|")
     for r in rows:
         speed = f"{r['speedup_vs_baseline']:.2f}x" if "speedup_vs_baseline" in r else (

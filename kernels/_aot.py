@@ -1,12 +1,20 @@
-"""Ahead-of-time compilation helpers shared by the kernel modules' aot_compile_all().
+"""Ahead-of-time compilation shared by the kernel modules: their aot_compile_all() and their
+command line (`python -m colkern.triton_kernels.<module> [arch ...]`).
 
-They check that a kernel lowers to PTX and a cubin for a GPU this machine need not have. They
-must run in a process where TRITON_INTERPRET was not set when Triton was imported: @triton.jit
-then yields an interpreter function, which cannot be compiled.
+It checks that a kernel lowers to PTX and a cubin for a GPU this machine need not have. It must
+run in a process where TRITON_INTERPRET was not set when Triton was imported: @triton.jit then
+yields an interpreter function, which cannot be compiled.
 """
 from __future__ import annotations
 
+import sys
+from typing import Callable, List
+
+import torch
 import triton
+
+# Pointer element types of the AOT signatures, per input dtype.
+TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
 def gpu_target(arch: int, kernel):
@@ -32,3 +40,10 @@ def compile_variant(fn, signature: dict, constexprs: dict, target, num_warps: in
     if not cubin:
         raise RuntimeError(f"aot_compile_all: no cubin for {fn.__name__} sm_{target.arch}")
     return f"{len(cubin)} B cubin, {compiled.metadata.shared} B shared memory"
+
+
+def main(aot_compile_all: Callable[[int], List[str]]) -> None:
+    """Command line of a kernel module: compiles for each CUDA arch in argv (default 80 and 90)
+    and prints one line per compiled variant."""
+    for arch in sys.argv[1:] or ["80", "90"]:
+        print("\n".join(aot_compile_all(int(arch))))

@@ -2,9 +2,11 @@
 
     score[b, n] = sum over valid query tokens i of max over rows j of document n of <Q[b, i], d_j>
 
-One kernel serves float documents and packed sign-bit documents (colkern.triton_kernels.bits,
-BITS=True): only the document tile's load differs, the bits being expanded to +-1 or {0, 1} in
-registers.
+One kernel serves float documents (maxsim_triton) and packed sign-bit documents
+(maxsim_bits_triton, BITS=True): only the document tile's load differs, the bits being expanded to
++-1 ("pm1") or {0, 1} ("01") in registers, so only 1/16 (fp16/bf16) or 1/32 (fp32) of the bytes
+of a float corpus are read. Bits follow colkern/ops/bits.py (numpy.packbits order): bit = x > 0,
+MSB first within each byte, ceil(dim / 8) bytes per vector, padding bits 0.
 
 The corpus stays packed (`values [T, D]` + per-document `starts` / `lengths`): a program reads
 its document's rows straight from `values` with masked loads, so ragged corpora need no padding
@@ -22,7 +24,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._aot import compile_variant, gpu_target
+from ._aot import TL_DTYPES, compile_variant, gpu_target, main
 
 # Tiling. A program owns one (document, query) pair and walks the query tokens in BLOCK_Q rows,
 # the document in BLOCK_N rows and the embedding in BLOCK_D columns, so the live tile is
@@ -34,7 +36,7 @@ _MAX_BLOCK_Q = 64
 _MAX_BLOCK_D = 128
 _NUM_WARPS = 4
 
-_TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+_MODES = ("pm1", "01")
 
 
 @triton.jit
@@ -141,21 +143,28 @@ def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr
     tl.store(out_ptr + b * N + n, score)
 
 
-def _config(Lq: int, D: int, dtype: torch.dtype, interpret: bool) -> dict:
+def _config(Lq: int, D: int, dtype: torch.dtype, interpret: bool, mode: Optional[str] = None) -> dict:
+    """Constexprs for Q [B, Lq, D] of `dtype`; mode None: float documents, "pm1" / "01": bits."""
     block_q = min(_MAX_BLOCK_Q, max(16, triton.next_power_of_2(Lq)))
     block_d = min(_MAX_BLOCK_D, max(16, triton.next_power_of_2(D)))
     # The Triton interpreter computes tl.dot on bf16 tiles wrongly (numpy has no bfloat16, so
-    # the raw bit patterns get multiplied); there, bf16 tiles are upcast to fp32 first, which is
-    # exact and matches the fp32 accumulation of a real GPU. Compiled kernels never upcast.
+    # the raw bit patterns get multiplied); there, bf16 tiles are upcast to fp32 first (bits are
+    # expanded in fp32), which is exact and matches the fp32 accumulation of a real GPU.
+    # Compiled kernels never upcast.
     upcast = interpret and dtype == torch.bfloat16
     return dict(
-        BITS=False, PM1=False,
+        BITS=mode is not None, PM1=mode == "pm1",
         # fp32 inputs: IEEE fp32 products, not TF32 (10-bit mantissa), since users who keep
-        # fp32 embeddings expect fp32 accuracy. fp16/bf16 products are exact in fp32 anyway.
+        # fp32 embeddings expect fp32 accuracy. fp16/bf16 products (also with {+-1, 0, 1}) are
+        # exact in fp32 anyway.
         IEEE=dtype == torch.float32 or upcast,
         UPCAST=upcast, ONE_D_CHUNK=D <= block_d,
         BLOCK_Q=block_q, BLOCK_N=_BLOCK_N, BLOCK_D=block_d,
     )
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def maxsim_triton(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
@@ -173,44 +182,68 @@ def maxsim_triton(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: T
     out = torch.empty(B, N, dtype=torch.float32, device=Q.device)
     if B == 0 or N == 0:
         return out  # an empty grid cannot be launched, and there is nothing to compute
-    interpret = os.environ.get("TRITON_INTERPRET") == "1"
     mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
     _maxsim_fwd_kernel[(N, B)](Q, mask, values, starts, lengths, out, Lq, D, D, N,
                                HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
-                               **_config(Lq, D, Q.dtype, interpret))
+                               **_config(Lq, D, Q.dtype, _interpreting()))
+    return out
+
+
+def maxsim_bits_triton(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
+                       lengths: Tensor, dim: int, mode: str) -> Tensor:
+    """MaxSim of float queries against packed-bit documents.
+
+    Q: [B, Lq, dim] contiguous, float32 / float16 / bfloat16.
+    q_mask: bool [B, Lq] contiguous, or None (every token valid).
+    bits: uint8 [T, ceil(dim/8)] contiguous; document n is bits[starts[n]:starts[n]+lengths[n]].
+    starts, lengths: int64 [N].
+    mode: "pm1" (bits read as +-1) or "01" (read as {0, 1}).
+    -> float32 [B, N]. Inputs are otherwise assumed validated (the op checks them).
+    """
+    if mode not in _MODES:
+        raise ValueError(f"maxsim_bits: mode must be 'pm1' or '01', got {mode!r}")
+    B, Lq, _ = Q.shape
+    N = starts.shape[0]
+    out = torch.empty(B, N, dtype=torch.float32, device=Q.device)
+    if B == 0 or N == 0:
+        return out  # an empty grid cannot be launched, and there is nothing to compute
+    mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
+    _maxsim_fwd_kernel[(N, B)](Q, mask, bits, starts, lengths, out, Lq, dim, (dim + 7) // 8, N,
+                               HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
+                               **_config(Lq, dim, Q.dtype, _interpreting(), mode))
     return out
 
 
 # ---------------------------------------------------------------------------------------------
-# Ahead-of-time compilation: checks that the kernels lower to PTX / cubin for a GPU this machine
-# need not have. Must run in a process where TRITON_INTERPRET was not set when Triton was
-# imported (@triton.jit then yields an interpreter function, which cannot be compiled).
+# Ahead-of-time compilation (see _aot.py)
 
 
 def aot_compile_all(arch: int) -> List[str]:
-    """Compiles every kernel of this package for CUDA sm_`arch` over representative configs
-    (each dtype with and without q_mask, one and several D chunks). Raises on any lowering
-    error; returns one line per compiled variant."""
+    """Compiles _maxsim_fwd_kernel for CUDA sm_`arch` over representative configs: float
+    documents per dtype with and without q_mask, one and several D chunks; bits documents per
+    dtype x mode likewise. Raises on any lowering error; returns one line per compiled variant."""
     target = gpu_target(arch, _maxsim_fwd_kernel)
     done = []
-    # Every dtype with and without q_mask, and both D paths (one chunk / looped chunks).
-    variants = [(torch.float32, True, 32, 128), (torch.float32, False, 3, 130),
-                (torch.float16, False, 32, 128), (torch.float16, True, 1, 8),
-                (torch.float16, True, 3, 130), (torch.bfloat16, True, 32, 96),
-                (torch.bfloat16, False, 17, 130)]
-    for dtype, has_mask, Lq, D in variants:
-        tl_name = _TL_DTYPES[dtype]
-        constexprs = dict(HAS_MASK=has_mask, **_config(Lq, D, dtype, interpret=False))
-        signature = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1", "v_ptr": f"*{tl_name}",
+    # (Q dtype, bits mode or None for float documents, q_mask, Lq, D)
+    variants = [(torch.float32, None, True, 32, 128), (torch.float32, None, False, 3, 130),
+                (torch.float16, None, False, 32, 128), (torch.float16, None, True, 1, 8),
+                (torch.float16, None, True, 3, 130), (torch.bfloat16, None, True, 32, 96),
+                (torch.bfloat16, None, False, 17, 130),
+                (torch.float32, "pm1", True, 32, 128), (torch.float32, "01", False, 3, 130),
+                (torch.float16, "pm1", False, 32, 128), (torch.float16, "01", True, 1, 130),
+                (torch.bfloat16, "01", True, 32, 96), (torch.bfloat16, "pm1", False, 33, 130)]
+    for dtype, mode, has_mask, Lq, D in variants:
+        tl_name = TL_DTYPES[dtype]
+        constexprs = dict(HAS_MASK=has_mask, **_config(Lq, D, dtype, interpret=False, mode=mode))
+        signature = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1",
+                     "v_ptr": "*u8" if mode else f"*{tl_name}",
                      "starts_ptr": "*i64", "lengths_ptr": "*i64", "out_ptr": "*fp32",
                      "Lq": "i32", "D": "i32", "ROW": "i32", "N": "i32"}
         info = compile_variant(_maxsim_fwd_kernel, signature, constexprs, target, _NUM_WARPS)
-        done.append(f"_maxsim_fwd_kernel sm_{arch} {tl_name} mask={has_mask} Lq={Lq} D={D}: {info}")
+        kind = f"(bits) sm_{arch} {tl_name} {mode}" if mode else f"sm_{arch} {tl_name}"
+        done.append(f"_maxsim_fwd_kernel {kind} mask={has_mask} Lq={Lq} D={D}: {info}")
     return done
 
 
 if __name__ == "__main__":  # python -m colkern.triton_kernels.maxsim 80 90
-    import sys
-
-    for a in sys.argv[1:] or ["80", "90"]:
-        print("\n".join(aot_compile_all(int(a))))
+    main(aot_compile_all)

@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._aot import compile_variant, gpu_target
+from ._aot import TL_DTYPES, compile_variant, gpu_target, main
 
 # Tiling. The grid is (pages, D blocks): a program owns BLOCK_D columns of one page and walks the
 # page's rows in BLOCK_N chunks (runtime trip count: pages are ragged). Splitting D keeps one large
@@ -40,8 +40,6 @@ _NUM_WARPS = 4
 # correction travels as an int32; any larger value means "std = 0 for every non-empty page" for
 # all realistic page sizes, so it is clamped rather than rejected.
 _MAX_CORRECTION = 2**31 - 1
-
-_TL_DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
 @triton.jit
@@ -162,9 +160,7 @@ def patch_pool_triton(values: Tensor, starts: Tensor, lengths: Tensor, correctio
 
 
 # ---------------------------------------------------------------------------------------------
-# Ahead-of-time compilation: checks that the kernel lowers to PTX / cubin for a GPU this machine
-# need not have. Must run in a process where TRITON_INTERPRET was not set when Triton was
-# imported (@triton.jit then yields an interpreter function, which cannot be compiled).
+# Ahead-of-time compilation (see _aot.py)
 
 
 def aot_compile_all(arch: int) -> List[str]:
@@ -173,9 +169,9 @@ def aot_compile_all(arch: int) -> List[str]:
     every D). Raises on any lowering error; returns one line per compiled variant."""
     target = gpu_target(arch, _patch_pool_fwd_kernel)
     done = []
-    variants = [(dtype, D) for dtype in _TL_DTYPES for D in (7, 32, 2048)]
+    variants = [(dtype, D) for dtype in TL_DTYPES for D in (7, 32, 2048)]
     for dtype, D in variants:
-        tl_name = _TL_DTYPES[dtype]
+        tl_name = TL_DTYPES[dtype]
         constexprs = _config(D)
         signature = {"v_ptr": f"*{tl_name}", "starts_ptr": "*i64", "lengths_ptr": "*i64",
                      "out_ptr": "*fp32", "D": "i32", "correction": "i32"}
@@ -186,7 +182,4 @@ def aot_compile_all(arch: int) -> List[str]:
 
 
 if __name__ == "__main__":  # python -m colkern.triton_kernels.patch_pool 80 90
-    import sys
-
-    for a in sys.argv[1:] or ["80", "90"]:
-        print("\n".join(aot_compile_all(int(a))))
+    main(aot_compile_all)

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from conftest import DTYPES, ISAS, assert_close_to_reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import colkern
 from colkern.ops.bits import n_bytes
-
-from conftest import DTYPES, ISAS, assert_close_to_reference
 
 DIMS = [1, 7, 8, 9, 96, 128, 130]
 
@@ -174,7 +174,8 @@ def test_bad_input_messages():
     cases = [
         (lambda: colkern.maxsim_bits(Q, docs, dim=16), r"2 bytes per vector but dim=16 needs ceil\(16/8\) = 2|has dim 12"),
         (lambda: colkern.maxsim_bits(Q, docs, dim=17), r"dim=17 needs ceil\(17/8\) = 3"),
-        (lambda: colkern.maxsim_bits(Q, colkern.PackedDocs(docs.values.to(torch.int8), docs.offsets), dim=dim), "docs_bits must be uint8"),
+        (lambda: colkern.maxsim_bits(Q, colkern.PackedDocs(docs.values.to(torch.int8), docs.offsets), dim=dim),
+         "docs_bits must be uint8"),
         (lambda: colkern.maxsim_bits(Q, docs.values, dim=dim, offsets=torch.tensor([0, 9])), r"offsets must lie in \[0, 5\]"),
         (lambda: colkern.maxsim_bits(Q, docs, dim=dim, mode="pm2"), "mode must be"),
         (lambda: colkern.maxsim_bits(Q.to(torch.int32), docs, dim=dim), "Q must be"),

@@ -15,10 +15,9 @@ os.environ["TRITON_INTERPRET"] = "1"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-
-import colkern  # noqa: E402
-from colkern.ops.bits import maxsim_bits_ref, maxsim_hamming_ref, n_bytes, pack_bits_ref  # noqa: E402
 from triton_support import aot_compile, load_interpreted, packed  # noqa: E402
+
+from colkern.ops.bits import maxsim_bits_ref, maxsim_hamming_ref, n_bytes, pack_bits_ref  # noqa: E402
 
 pytest.importorskip("triton")
 
@@ -31,9 +30,10 @@ RTOL = 1e-5
 DOC_LENGTHS = [0, 1, 3, 17, 97, 0, 64]  # 97: two document blocks of 64 rows; 0: empty documents
 
 
-# maxsim_bits runs the MaxSim kernel of kernels/maxsim.py (BITS=True): both modules interpreted.
-load_interpreted("maxsim", "_maxsim_fwd_kernel")
-K = load_interpreted("bits", "_maxsim_hamming_kernel", "_maxsim_fwd_kernel")
+# maxsim_bits runs the MaxSim kernel of kernels/maxsim.py (BITS=True).
+K_MAXSIM = load_interpreted("maxsim", "_maxsim_fwd_kernel")
+K_PACK = load_interpreted("pack_bits", "_pack_bits_kernel")
+K_HAMMING = load_interpreted("hamming", "_maxsim_hamming_kernel")
 
 
 
@@ -50,14 +50,14 @@ def float_queries(B, Lq, D, dtype, seed):
 
 def bits_scores(Q, docs, dim, mode, q_mask=None):
     values, starts, lengths = packed(docs)
-    out = K.maxsim_bits_triton(Q.contiguous(), q_mask, values, starts, lengths, dim, mode)
+    out = K_MAXSIM.maxsim_bits_triton(Q.contiguous(), q_mask, values, starts, lengths, dim, mode)
     assert out.dtype == torch.float32 and out.shape == (Q.shape[0], len(docs))
     return out
 
 
 def hamming_scores(Q_bits, docs, dim, q_mask=None):
     values, starts, lengths = packed(docs)
-    out = K.maxsim_hamming_triton(Q_bits.contiguous(), q_mask, values, starts, lengths, dim)
+    out = K_HAMMING.maxsim_hamming_triton(Q_bits.contiguous(), q_mask, values, starts, lengths, dim)
     assert out.dtype == torch.float32 and out.shape == (Q_bits.shape[0], len(docs))
     return out
 
@@ -89,7 +89,7 @@ def test_pack_bits_matches_numpy_packbits(dtype, D):
     x[0] = 0.0
     x[1] = -0.0  # -0.0 > 0 is false: bit 0, like +0
     x[2, :] = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e-30, -1e-30] * D)[:D].to(dtype)
-    got = K.pack_bits_triton(x.contiguous())
+    got = K_PACK.pack_bits_triton(x.contiguous())
     want = torch.from_numpy(np.packbits((x > 0).numpy(), axis=-1))
     assert got.dtype == torch.uint8 and got.shape == (R, n_bytes(D))
     assert torch.equal(got, want)
@@ -102,8 +102,8 @@ def test_pack_bits_empty_does_not_launch(monkeypatch):
         def __getitem__(self, grid):
             raise AssertionError("launched an empty grid")
 
-    monkeypatch.setattr(K, "_pack_bits_kernel", NoLaunch())
-    out = K.pack_bits_triton(torch.randn(0, 9))
+    monkeypatch.setattr(K_PACK, "_pack_bits_kernel", NoLaunch())
+    out = K_PACK.pack_bits_triton(torch.randn(0, 9))
     assert out.shape == (0, 2) and out.dtype == torch.uint8
 
 
@@ -196,24 +196,24 @@ def test_infinite_query_ignores_padding_rows_and_dims():
 
 def test_maxsim_bits_empty_batch_corpus_and_bad_mode():
     values, starts, lengths = packed(bit_docs([3], 8, seed=0))
-    out = K.maxsim_bits_triton(torch.randn(0, 4, 8), None, values, starts, lengths, 8, "pm1")
+    out = K_MAXSIM.maxsim_bits_triton(torch.randn(0, 4, 8), None, values, starts, lengths, 8, "pm1")
     assert out.shape == (0, 1) and out.dtype == torch.float32
     none = torch.zeros(0, dtype=torch.int64)
-    out = K.maxsim_bits_triton(torch.randn(2, 4, 8), None, values, none, none, 8, "01")
+    out = K_MAXSIM.maxsim_bits_triton(torch.randn(2, 4, 8), None, values, none, none, 8, "01")
     assert out.shape == (2, 0) and out.dtype == torch.float32
     zeros = torch.zeros(2, dtype=torch.int64)
-    out = K.maxsim_bits_triton(torch.randn(2, 4, 8), None, torch.zeros(0, 1, dtype=torch.uint8),
-                               zeros, zeros, 8, "pm1")
+    out = K_MAXSIM.maxsim_bits_triton(torch.randn(2, 4, 8), None, torch.zeros(0, 1, dtype=torch.uint8),
+                                      zeros, zeros, 8, "pm1")
     assert torch.equal(out, torch.zeros(2, 2))
     with pytest.raises(ValueError, match="mode"):
-        K.maxsim_bits_triton(torch.randn(2, 4, 8), None, values, starts, lengths, 8, "sign")
+        K_MAXSIM.maxsim_bits_triton(torch.randn(2, 4, 8), None, values, starts, lengths, 8, "sign")
 
 
 def test_maxsim_bits_subrange_of_corpus():
     Q = float_queries(2, 4, 32, torch.float16, seed=4)
     docs = bit_docs([3, 5, 17, 2, 9], 32, seed=4)
     values, starts, lengths = packed(docs)
-    got = K.maxsim_bits_triton(Q, None, values, starts[2:4], lengths[2:4], 32, "pm1")
+    got = K_MAXSIM.maxsim_bits_triton(Q, None, values, starts[2:4], lengths[2:4], 32, "pm1")
     assert_close(got, maxsim_bits_ref(Q, docs[2:4], dim=32))
 
 
@@ -243,7 +243,7 @@ def test_hamming_wide_vectors(D):
     g = torch.Generator().manual_seed(D)
     docs = bit_docs([2, 0, 40], D, seed=1)
     Q_bits = pack_bits_ref(torch.randn(2, 5, D, generator=g))
-    assert K._hamming_config(5, D, True)["ONE_W_CHUNK"] is False
+    assert K_HAMMING._hamming_config(5, D, True)["ONE_W_CHUNK"] is False
     assert torch.equal(hamming_scores(Q_bits, docs, D), maxsim_hamming_ref(Q_bits, docs, dim=D))
 
 
@@ -265,12 +265,12 @@ def test_hamming_byte_loads_when_words_are_misaligned():
     docs = bit_docs([4, 0, 70], D, seed=6)
     values, starts, lengths = packed(docs)
     Q_bits = pack_bits_ref(torch.randn(2, 6, D, generator=torch.Generator().manual_seed(6)))
-    assert K._as_words(values) is not None
+    assert K_HAMMING._as_words(values) is not None
     shifted = torch.empty(values.numel() + 1, dtype=torch.uint8)[1:].view(values.shape)
     shifted.copy_(values)
-    assert shifted.is_contiguous() and K._as_words(shifted) is None
-    a = K.maxsim_hamming_triton(Q_bits, None, values, starts, lengths, D)
-    b = K.maxsim_hamming_triton(Q_bits, None, shifted, starts, lengths, D)
+    assert shifted.is_contiguous() and K_HAMMING._as_words(shifted) is None
+    a = K_HAMMING.maxsim_hamming_triton(Q_bits, None, values, starts, lengths, D)
+    b = K_HAMMING.maxsim_hamming_triton(Q_bits, None, shifted, starts, lengths, D)
     assert torch.equal(a, b)
     assert torch.equal(a, maxsim_hamming_ref(Q_bits, docs, dim=D))
 
@@ -280,14 +280,14 @@ def test_hamming_empty_inputs_do_not_launch(monkeypatch):
         def __getitem__(self, grid):
             raise AssertionError("launched an empty grid")
 
-    monkeypatch.setattr(K, "_maxsim_hamming_kernel", NoLaunch())
-    monkeypatch.setattr(K, "_maxsim_fwd_kernel", NoLaunch())
+    monkeypatch.setattr(K_HAMMING, "_maxsim_hamming_kernel", NoLaunch())
+    monkeypatch.setattr(K_MAXSIM, "_maxsim_fwd_kernel", NoLaunch())
     values, starts, lengths = packed(bit_docs([3], 16, seed=0))
     none = torch.zeros(0, dtype=torch.int64)
     Q_bits = torch.zeros(2, 4, 2, dtype=torch.uint8)
-    assert K.maxsim_hamming_triton(Q_bits[:0], None, values, starts, lengths, 16).shape == (0, 1)
-    assert K.maxsim_hamming_triton(Q_bits, None, values, none, none, 16).shape == (2, 0)
-    assert K.maxsim_bits_triton(torch.randn(2, 4, 16), None, values, none, none, 16, "pm1").shape == (2, 0)
+    assert K_HAMMING.maxsim_hamming_triton(Q_bits[:0], None, values, starts, lengths, 16).shape == (0, 1)
+    assert K_HAMMING.maxsim_hamming_triton(Q_bits, None, values, none, none, 16).shape == (2, 0)
+    assert K_MAXSIM.maxsim_bits_triton(torch.randn(2, 4, 16), None, values, none, none, 16, "pm1").shape == (2, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,25 +296,22 @@ def test_hamming_empty_inputs_do_not_launch(monkeypatch):
 
 
 def test_aot_compile_sm80_sm90(tmp_path):
-    # Copies of the modules with a deliberate error in the shared MaxSim kernel (the expanded
-    # bits left as int32 for tl.dot): aot_compile_all must raise, not skip the variant.
+    # A copy of the MaxSim module with a deliberate error in its bits path (the expanded bits
+    # left as int32 for tl.dot): aot_compile_all must raise, not skip the variant.
     import colkern.triton_kernels.maxsim as maxsim_module
 
     src = open(maxsim_module.__file__).read()
     bad = src.replace("UPCAST).to(q_tile.dtype)", "UPCAST)", 1)
     assert bad != src
-    # The copies are imported as top-level modules: package-relative imports must be absolute.
+    # The copy is imported as a top-level module: package-relative imports must be absolute.
     absolute = "from colkern.triton_kernels._aot import"
     (tmp_path / "maxsim_broken.py").write_text(bad.replace("from ._aot import", absolute))
-    bits_src = open(K.__file__).read().replace("from ._aot import", absolute)
-    bits_broken = bits_src.replace("from .maxsim import", "from maxsim_broken import")
-    assert bits_broken != bits_src
-    (tmp_path / "bits_broken.py").write_text(bits_broken)
-    bad_code = ("import sys; sys.path.insert(0, sys.argv[2]); import bits_broken\n"
-                "try:\n    bits_broken.aot_compile_all(int(sys.argv[1]))\n"
+    bad_code = ("import sys; sys.path.insert(0, sys.argv[2]); import maxsim_broken\n"
+                "try:\n    maxsim_broken.aot_compile_all(int(sys.argv[1]))\n"
                 "except Exception as e:\n    print('RAISED', type(e).__name__, str(e)[-300:])\n"
                 "else:\n    print('NO ERROR')")
-    outs = aot_compile(tmp_path, "bits", extra={"broken": [bad_code, "80", str(tmp_path)]})
+    outs = aot_compile(tmp_path, ["pack_bits", "maxsim", "hamming"],
+                       extra={"broken": [bad_code, "80", str(tmp_path)]})
     for arch in ("sm_80", "sm_90"):
         out = outs[arch]
         assert out.count("_pack_bits_kernel") == 3, out

@@ -6,18 +6,18 @@ import os
 import pytest
 import torch
 
-from colkern._torchvision_compat import apply_torchvision_shim  # noqa: E402
+from colkern.colpali._torchvision_compat import apply_torchvision_shim  # noqa: E402
 
 pymupdf = pytest.importorskip("pymupdf")
-apply_torchvision_shim()  # colpali-engine beside a CPU-only torch: see colkern._torchvision_compat
+apply_torchvision_shim()  # colpali-engine beside a CPU-only torch: see colkern.colpali._torchvision_compat
 pytest.importorskip("colpali_engine")
 
 from PIL import Image  # noqa: E402
 
 from colkern import MultiVectorIndex  # noqa: E402
 from colkern.cli import main  # noqa: E402
-from colkern.eval import SEARCH_MODES, compare_search_modes  # noqa: E402
-from colkern.pdf_index import parse_page_id  # noqa: E402
+from colkern.colpali.indexing import parse_page_id  # noqa: E402
+from colkern.retrieval.metrics import SEARCH_MODES, compare_search_modes  # noqa: E402
 from colkern.testing import build_tiny_colpali  # noqa: E402
 
 DPI = 36

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from colkern._torchvision_compat import apply_torchvision_shim
+from colkern.colpali._torchvision_compat import apply_torchvision_shim
 
 # colpali-engine only imports next to a CPU-only torch once the torchvision shim is in place
 # (a no-op where torchvision works); a missing colpali-engine skips the whole file.
@@ -21,8 +21,12 @@ apply_torchvision_shim()
 pytest.importorskip("colpali_engine")
 Image = pytest.importorskip("PIL.Image")
 
-from colkern import _torchvision_compat  # noqa: E402
-from colkern.colpali import ColPaliEncoder, PageEmbedding, check_model_dir  # noqa: E402
+from colkern.colpali import (  # noqa: E402
+    ColPaliEncoder,
+    PageEmbedding,
+    _torchvision_compat,  # noqa: E402
+    check_model_dir,
+)
 from colkern.testing import build_tiny_colpali, make_tiny_colpali  # noqa: E402
 
 GRID = (4, 4)  # the tiny model: 56x56 input, 14-pixel patches
@@ -75,7 +79,7 @@ def _run(code):
 def test_import_colpali_engine_in_a_fresh_interpreter():
     # In this process the shim may already be in place; a fresh interpreter checks the up-front
     # detection: shim exactly when plain `import torchvision` would fail.
-    res = _run("import colkern._torchvision_compat as c\n"
+    res = _run("import colkern.colpali._torchvision_compat as c\n"
                "need = c.torchvision_needs_shim()\n"
                "ce = c.import_colpali_engine()\n"
                "from colpali_engine.models import ColPali, ColPaliProcessor\n"

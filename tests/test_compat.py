@@ -1,4 +1,4 @@
-"""colkern.compat: score_multi_vector against colpali-engine's own, and patching colpali-engine.
+"""colkern.colpali.engine: score_multi_vector against colpali-engine's own, and patching colpali-engine.
 Mirrors python/colkern/compat.py."""
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pad_sequence
 
 from colkern import maxsim_ref
-from colkern._torchvision_compat import apply_torchvision_shim
-from colkern.compat import (is_colpali_engine_patched, patch_colpali_engine, score_multi_vector,
-                            unpatch_colpali_engine)
+from colkern.colpali._torchvision_compat import apply_torchvision_shim
+from colkern.colpali.engine import (
+    is_colpali_engine_patched,
+    patch_colpali_engine,
+    score_multi_vector,
+    unpatch_colpali_engine,
+)
 
 apply_torchvision_shim()  # colpali-engine needs it next to a CPU-only torch; no-op elsewhere
 pytest.importorskip("colpali_engine")

@@ -1,4 +1,4 @@
-"""colkern.eval: Recall@k and nDCG@k against their definitions, the query accounting, run tables."""
+"""colkern.retrieval.metrics: Recall@k and nDCG@k against their definitions, the query accounting, run tables."""
 import math
 import warnings
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from colkern.eval import EvalResult, compare_runs, format_table, ndcg_at_k, recall_at_k
+from colkern.retrieval.metrics import EvalResult, compare_runs, format_table, ndcg_at_k, recall_at_k
 
 
 def _disc(rank):  # rank starts at 1
@@ -239,7 +239,7 @@ def test_compare_search_modes_on_float_and_binary_index():
     import torch
 
     import colkern
-    from colkern.eval import SEARCH_MODES, compare_search_modes, search_runs
+    from colkern.retrieval.metrics import SEARCH_MODES, compare_search_modes, search_runs
 
     docs, queries, qrels = _clustered_corpus()
     ids = [f"d{i}" for i in range(len(docs))]

@@ -1,4 +1,4 @@
-"""colkern.heatmap: similarity maps on the patch grid (whole pages and tiled pages), the MaxSim
+"""colkern.colpali.heatmap: similarity maps on the patch grid (whole pages and tiled pages), the MaxSim
 contribution map, and the PNGs drawn from them."""
 import os
 
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import colkern
-from colkern.heatmap import aggregate, overlay_heatmap, save_heatmap, save_token_heatmaps, similarity_maps
+from colkern.colpali.heatmap import aggregate, overlay_heatmap, save_heatmap, save_token_heatmaps, similarity_maps
 
 D = 16
 
@@ -43,7 +43,7 @@ def test_tiles_go_back_to_their_place(tiles_grid):
     maps = similarity_maps(q, page, (rows, cols), tiles_grid=tiles_grid)
     assert maps.shape == (3, t_rows * rows, t_cols * cols)
     for t in range(t_rows * t_cols):
-        ty, tx = divmod(t, t_cols)  # tiles are row-major, like colkern.pdf.tile_boxes
+        ty, tx = divmod(t, t_cols)  # tiles are row-major, like colkern.documents.pdf.tile_boxes
         for y in range(rows):
             for x in range(cols):
                 patch = page[t * rows * cols + y * cols + x]

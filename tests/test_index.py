@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import colkern
-from colkern.index import FORMAT_VERSION, MAGIC, IndexFormatError, MultiVectorIndex
+from colkern.retrieval.index import IndexFormatError, MultiVectorIndex
+from colkern.retrieval.index_format import FORMAT_VERSION, MAGIC
 
 DIM = 20  # not a multiple of 8: exercises the padding bits
 
@@ -335,7 +336,7 @@ def test_atomic_save_replace_fails(saved, monkeypatch):
 
 def test_atomic_save_write_fails_midway(saved, monkeypatch):
     old, path = saved
-    import colkern.index as mod
+    import colkern.retrieval.index_format as mod
 
     real = mod._write_chunks
     calls = []

@@ -5,12 +5,12 @@ import sys
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from conftest import DTYPES, ISAS, assert_close_to_reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import colkern
 from colkern.ops.maxsim import maxsim_ref
-
-from conftest import DTYPES, ISAS, assert_close_to_reference
 
 LENGTHS = [1, 3, 17, 33, 97, 1025]
 
@@ -277,7 +277,8 @@ def test_bad_input_messages():
         (lambda: colkern.maxsim(Q, [d.to(torch.float64) for d in docs]), "docs must be float32"),
         (lambda: colkern.maxsim(Q, packed.values, offsets=torch.tensor([0, 5, 3])), "offsets must be non-decreasing"),
         (lambda: colkern.maxsim(Q, packed.values, offsets=torch.tensor([0, 3, 99])), r"offsets must lie in \[0, 7\]"),
-        (lambda: colkern.maxsim(Q, packed.values, offsets=torch.tensor([0, 3, 7], dtype=torch.int32)), "offsets must be a 1-D int64"),
+        (lambda: colkern.maxsim(Q, packed.values, offsets=torch.tensor([0, 3, 7], dtype=torch.int32)),
+         "offsets must be a 1-D int64"),
         (lambda: colkern.maxsim(Q, packed.values), "need offsets"),
         (lambda: colkern.maxsim(Q, docs, q_mask=torch.ones(1, 3, dtype=torch.bool)), "q_mask must be bool"),
         (lambda: colkern.maxsim(Q, docs, q_mask=torch.ones(1, 2)), "q_mask must be bool"),

@@ -10,10 +10,11 @@ os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from triton_support import aot_compile, load_interpreted, packed  # noqa: E402
 
 import colkern  # noqa: E402
-from colkern.ops.maxsim import chunked_topk, maxsim_ref  # noqa: E402
-from triton_support import aot_compile, load_interpreted, packed  # noqa: E402
+from colkern.ops._topk import chunked_topk  # noqa: E402
+from colkern.ops.maxsim import maxsim_ref  # noqa: E402
 
 pytest.importorskip("triton")
 

@@ -1,12 +1,12 @@
 """colkern.patch_pool (CPU kernels) against the pure-torch reference."""
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from conftest import DTYPES, FLOOR, ISAS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import colkern
 from colkern.ops.patch_pool import pool_rows_ref
-
-from conftest import DTYPES, FLOOR, ISAS
 
 
 def rand(shape, dtype, seed=0, offset=0.0):
@@ -194,7 +194,8 @@ def test_bad_input_messages():
         (lambda: colkern.patch_pool(x.to(torch.int32)), "x must be float32"),
         (lambda: colkern.patch_pool(x, correction=-1), "correction must be"),
         (lambda: colkern.patch_pool(x, correction=1.5), "correction must be"),
-        (lambda: colkern.patch_pool(x, mask=torch.ones(2, 4, dtype=torch.bool), lengths=torch.tensor([1, 2])), "either lengths or mask"),
+        (lambda: colkern.patch_pool(x, mask=torch.ones(2, 4, dtype=torch.bool), lengths=torch.tensor([1, 2])),
+         "either lengths or mask"),
     ]
     for fn, pattern in cases:
         with pytest.raises(ValueError, match=pattern):

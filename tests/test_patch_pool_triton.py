@@ -13,10 +13,10 @@ os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from triton_support import aot_compile, load_interpreted  # noqa: E402
 
 import colkern  # noqa: E402, F401  (registers torch.ops.colkern.patch_pool)
 from colkern.ops.patch_pool import pool_rows_ref  # noqa: E402
-from triton_support import aot_compile, load_interpreted  # noqa: E402
 
 pytest.importorskip("triton")
 

@@ -1,4 +1,4 @@
-"""colkern.pdf: page rendering and tiles, whole-file and per-page failures, file collection,
+"""colkern.documents.pdf: page rendering and tiles, whole-file and per-page failures, file collection,
 embedded images and the junk filter. Every PDF is generated here with PyMuPDF."""
 import io
 import os
@@ -11,9 +11,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from colkern.pdf import (JUNK_MAX_ASPECT, JUNK_MIN_BYTES, JUNK_MIN_SIDE, MAX_DPI, ExtractedImage, FileFailure,
-                         PageFailure, PdfError, PdfWarning, RenderedPage, collect_pdfs, extract_images,
-                         is_junk_image, iter_pdf_pages, render_page_image, render_pdf, split_tiles, tile_boxes)
+from colkern.documents.pdf import (
+    JUNK_MAX_ASPECT,
+    JUNK_MIN_BYTES,
+    JUNK_MIN_SIDE,
+    MAX_DPI,
+    ExtractedImage,
+    FileFailure,
+    PageFailure,
+    PdfError,
+    PdfWarning,
+    RenderedPage,
+    collect_pdfs,
+    extract_images,
+    is_junk_image,
+    iter_pdf_pages,
+    render_page_image,
+    render_pdf,
+    split_tiles,
+    tile_boxes,
+)
 
 PAGE_W, PAGE_H = 200, 300  # points
 RED = (255, 0, 0)

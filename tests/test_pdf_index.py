@@ -1,4 +1,4 @@
-"""colkern.pdf_index: PDFs -> page index (resumable, incremental, failure-tolerant), search, heatmaps.
+"""colkern.colpali.indexing: PDFs -> page index (resumable, incremental, failure-tolerant), search, heatmaps.
 
 The encoder here is a small deterministic stand-in (pixels of a 4x4 patch grid through a fixed
 random projection), so these tests exercise the indexing logic quickly; tests/test_cli_pages.py
@@ -16,9 +16,15 @@ pymupdf = pytest.importorskip("pymupdf")
 from PIL import Image  # noqa: E402
 
 from colkern import MultiVectorIndex, maxsim_ref  # noqa: E402
-from colkern.index import IndexFormatError  # noqa: E402
-from colkern.pdf_index import (index_pdfs, page_embeddings, page_id, parse_page_id, save_page_heatmap,  # noqa: E402
-                               search_pages)
+from colkern.colpali.indexing import (  # noqa: E402
+    index_pdfs,
+    page_embeddings,
+    page_id,
+    parse_page_id,
+    save_page_heatmap,
+    search_pages,
+)
+from colkern.retrieval.index import IndexFormatError  # noqa: E402
 
 DPI = 36  # small renders: fast, and the stand-in encoder only looks at a 4x4 grid anyway
 
@@ -182,7 +188,7 @@ def test_bad_files_and_pages_are_reported_and_the_rest_indexed(tmp_path, pdfs):
     bad.write_bytes(b"%PDF-1.7 this is not really a pdf")
     # make encoding of one particular page fail: find its pixel sum with a first run
     probe = StandInEncoder()
-    from colkern.pdf import render_page_image
+    from colkern.documents.pdf import render_page_image
     im = render_page_image(pdfs[1], 1, dpi=DPI)
     a = np.asarray(im.convert("RGB").resize((64, 64)), dtype=np.float32) / 255.0
     enc = StandInEncoder(fail_on=int(torch.from_numpy(a).sum()))

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from colkern.quality import synth
-from colkern.quality.dataset import (DatasetError, build_dataset, cer_histogram, choose_severity, load_dataset,
-                                     variant_target)
+from colkern.quality.dataset import (
+    DatasetError,
+    build_dataset,
+    cer_histogram,
+    choose_severity,
+    load_dataset,
+    variant_target,
+)
 from colkern.quality.degrade import OPS, STRONG_OPS, apply_steps, degrade, region_mask, sample_recipe, sample_region
 from colkern.quality.synth import SourcePage, generate_page
 
@@ -187,6 +193,7 @@ def _mtimes(root):
     return {n: os.stat(os.path.join(rec, n)).st_mtime_ns for n in os.listdir(rec)}
 
 
+@pytest.mark.ocr
 @needs_tesseract
 def test_build_resume_and_load(tmp_path):
     root = tmp_path / "ds"
@@ -240,6 +247,7 @@ def test_build_resume_and_load(tmp_path):
         build_dataset(root, n_sources=3, workers=0, **{**opts, "seed": 6})
 
 
+@pytest.mark.ocr
 @needs_tesseract
 def test_build_from_given_pages(tmp_path):
     page = generate_page(9, lang="eng", layout="form")

@@ -1,4 +1,4 @@
-"""colkern.quality.features: the pixel patch encoder, the ColPali adapter and page pooling."""
+"""colkern.quality.encoders: the pixel patch encoder, the ColPali adapter and page pooling."""
 import io
 from types import SimpleNamespace
 
@@ -8,8 +8,16 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 import colkern
-from colkern.quality.features import (PIXEL_FEATURES, ColPaliFeatureEncoder, PatchFeatures, PixelPatchEncoder,
-                                      page_features, pool_features, pooled_feature_names, to_gray)
+from colkern.quality.encoders import (
+    PIXEL_FEATURES,
+    ColPaliFeatureEncoder,
+    PatchFeatures,
+    PixelPatchEncoder,
+    page_features,
+    pool_features,
+    pooled_feature_names,
+    to_gray,
+)
 
 torch.set_num_threads(1)
 
@@ -342,7 +350,7 @@ def test_colpali_adapter_errors():
 
 def test_colpali_adapter_on_the_tiny_model():
     """The adapter on colkern.colpali's real encoder (tiny random-weight ColPali, 4 x 4 grid)."""
-    from colkern._torchvision_compat import apply_torchvision_shim
+    from colkern.colpali._torchvision_compat import apply_torchvision_shim
 
     apply_torchvision_shim()
     pytest.importorskip("colpali_engine")

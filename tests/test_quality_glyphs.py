@@ -4,8 +4,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from colkern.quality.features import pool_features
-from colkern.quality.glyphs import GLYPH_FEATURES, GlyphPatchEncoder
+from colkern.quality.encoders import GLYPH_FEATURES, GlyphPatchEncoder, pool_features
 
 I = {name: i for i, name in enumerate(GLYPH_FEATURES)}
 

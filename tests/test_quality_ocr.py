@@ -8,10 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from colkern.quality.degrade import apply_steps
-from colkern.quality.metrics import cer, normalize_text, tokenize_words, wer
-from colkern.quality.ocr import (OcrEngineError, OcrLabel, RapidOcrEngine, TesseractEngine, available_engines,
-                                 get_engine, label_page)
+from colkern.quality.ocr import (
+    OcrEngineError,
+    OcrLabel,
+    RapidOcrEngine,
+    TesseractEngine,
+    available_engines,
+    get_engine,
+    label_page,
+)
 from colkern.quality.synth import generate_page
+from colkern.quality.text_metrics import cer, normalize_text, tokenize_words, wer
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract binary not installed")
 
@@ -88,6 +95,7 @@ def test_registry():
         get_engine("abbyy")
 
 
+@pytest.mark.ocr
 @needs_tesseract
 def test_tesseract_rejects_bad_settings():
     with pytest.raises(OcrEngineError, match="not installed"):
@@ -107,6 +115,7 @@ def eng_page():
     return generate_page(3, lang="eng", layout="prose", font="helv", fontsize=11)
 
 
+@pytest.mark.ocr
 @needs_tesseract
 def test_tesseract_reads_clean_page_and_degraded_is_worse(eng_page):
     engine = get_engine("tesseract", lang="eng", psm=4)
@@ -118,6 +127,7 @@ def test_tesseract_reads_clean_page_and_degraded_is_worse(eng_page):
     assert bad.cer > clean.cer + 0.3
 
 
+@pytest.mark.ocr
 @needs_tesseract
 def test_label_records_engine_version_and_config(eng_page):
     engine = TesseractEngine("jpn", psm=4)
@@ -135,6 +145,7 @@ def test_label_records_engine_version_and_config(eng_page):
         OcrLabel.from_dict(bad)
 
 
+@pytest.mark.ocr
 @needs_tesseract
 def test_tesseract_timeout_is_total_failure(eng_page):
     engine = TesseractEngine("eng")
@@ -157,6 +168,7 @@ def rapid():
     engine.close()
 
 
+@pytest.mark.ocr
 def test_rapidocr_reads_clean_page(rapid, eng_page):
     label = label_page(rapid, eng_page.image, eng_page.text, timeout=60)
     assert (label.engine, label.config["det"]) == ("rapidocr", "PP-OCRv6_det_small")
@@ -164,6 +176,7 @@ def test_rapidocr_reads_clean_page(rapid, eng_page):
     assert label.cer < 0.1, label.text
 
 
+@pytest.mark.ocr
 def test_rapidocr_timeout_does_not_hang(rapid, eng_page):
     start = time.perf_counter()
     result = rapid.recognize(eng_page.image, timeout=0.001)

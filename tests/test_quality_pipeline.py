@@ -19,7 +19,8 @@ from PIL import Image, ImageFilter  # noqa: E402
 from colkern.cli import main  # noqa: E402
 from colkern.quality import pipeline  # noqa: E402
 from colkern.quality.dataset import build_dataset, load_dataset  # noqa: E402
-from colkern.quality.predictor import ModelFormatError, QualityPredictor  # noqa: E402
+from colkern.quality.model import QualityPredictor  # noqa: E402
+from colkern.quality.model_format import ModelFormatError  # noqa: E402
 from colkern.quality.sample import PAGES, sample_pdf_path  # noqa: E402
 from colkern.quality.synth import generate_page  # noqa: E402
 
@@ -35,6 +36,7 @@ def small_dataset(tmp_path_factory):
     return load_dataset(root)
 
 
+@pytest.mark.ocr
 def test_features_are_cached_per_sample(small_dataset, monkeypatch):
     X = pipeline.dataset_features(small_dataset)
     assert X.shape[0] == len(small_dataset) == 12 and np.isfinite(X[:, :10]).all()
@@ -53,6 +55,7 @@ def test_features_are_cached_per_sample(small_dataset, monkeypatch):
     assert calls == [12]
 
 
+@pytest.mark.ocr
 def test_train_save_load_evaluate(small_dataset, tmp_path):
     model, cv = pipeline.train_predictor(small_dataset, "tesseract", cv_folds=2, lgbm_params=SMALL)
     assert cv is not None and model.is_fitted

@@ -1,19 +1,23 @@
-"""colkern.quality.predictor (LightGBM quality model, grouped CV, metrics, model files) and
-colkern.quality.overlay (per-patch quality maps)."""
+"""colkern.quality.model (LightGBM quality model) with its stats (grouped CV, metrics), reports and
+model files, and colkern.quality.overlay (per-patch quality maps)."""
 import json
 import os
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from scipy import stats
 
-from colkern.quality.features import PixelPatchEncoder, page_features, pool_features
+from colkern.quality.encoders import PixelPatchEncoder, page_features, pool_features
+from colkern.quality.model import QualityPredictor
+from colkern.quality.model_format import MAGIC, ModelFormatError
 from colkern.quality.overlay import overlay_image, patch_quality_map, save_overlay, window_features
-from colkern.quality.predictor import (MAGIC, CVReport, ModelFormatError, QualityPredictor, bootstrap_metrics,
-                                       group_kfold, mae, pearson, roc_auc, save_scatter, spearman, verdict)
+from colkern.quality.report import CVReport, save_scatter
+from colkern.quality.stats import bootstrap_metrics, group_kfold, mae, pearson, roc_auc, spearman
+from colkern.quality.verdict import verdict
 
 torch.set_num_threads(1)
 

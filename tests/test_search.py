@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import colkern
-from colkern.index import MultiVectorIndex
-from colkern.search import SearchResult, search
+from colkern.retrieval.index import MultiVectorIndex
+from colkern.retrieval.search import SearchResult, search
 
 DIM = 32
 N_DOCS = 60

@@ -13,9 +13,8 @@ import colkern
 
 
 def load_interpreted(module_name: str, *kernel_names: str):
-    """Imports colkern.triton_kernels.<module_name> with its kernels (`kernel_names`, including
-    ones it imports from a sibling module, which must be loaded this way first) as interpreter
-    functions."""
+    """Imports colkern.triton_kernels.<module_name> with its kernels (`kernel_names`) as
+    interpreter functions."""
     from triton.runtime.interpreter import InterpretedFunction
 
     mod = importlib.import_module(f"colkern.triton_kernels.{module_name}")
@@ -32,16 +31,25 @@ def packed(docs):
     return p.values, p.offsets[:-1].contiguous(), (p.offsets[1:] - p.offsets[:-1]).contiguous()
 
 
-def aot_compile(tmp_path, module_name: str, extra=None) -> dict:
-    """Runs aot_compile_all of the module for sm_80 and sm_90 (plus `extra`: name -> [code,
-    args...]) in parallel subprocesses without TRITON_INTERPRET and with an empty cache, so
-    every variant is really compiled. Asserts each exits 0; returns name -> output."""
+# aot_compile_all output per (module, arch): a module is compiled once per test session, however
+# many test files need it (test_bits_triton checks the bits variants of the MaxSim kernel).
+_AOT_OUTPUT = {}
+
+
+def aot_compile(tmp_path, module_names, extra=None) -> dict:
+    """Runs aot_compile_all of each module (a name, or a list of names) for sm_80 and sm_90, unless
+    this session did already, plus `extra` (name -> [code, args...]), in parallel subprocesses
+    without TRITON_INTERPRET and with an empty cache, so every variant is really compiled.
+    Asserts each exits 0; returns "sm_80" / "sm_90" -> the modules' output, name -> output."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    code = (f"import sys; from colkern.triton_kernels.{module_name} import aot_compile_all; "
-            "print('\\n'.join(aot_compile_all(int(sys.argv[1]))))")
-    cmds = {"sm_80": [code, "80"], "sm_90": [code, "90"], **(extra or {})}
+    if isinstance(module_names, str):
+        module_names = [module_names]
+    cmds = {(m, arch): [f"import sys; from colkern.triton_kernels.{m} import aot_compile_all; "
+                        "print('\\n'.join(aot_compile_all(int(sys.argv[1]))))", arch[3:]]
+            for m in module_names for arch in ("sm_80", "sm_90") if (m, arch) not in _AOT_OUTPUT}
+    cmds.update(extra or {})
     # All at once: compilation is single-threaded and dominates the Triton tests' time.
     procs = {name: subprocess.Popen([sys.executable, "-c", *args], env=env, text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -50,6 +58,10 @@ def aot_compile(tmp_path, module_name: str, extra=None) -> dict:
     for name, p in procs.items():
         outs[name], _ = p.communicate(timeout=600)
         assert p.returncode == 0, f"{name} AOT compile failed:\n{outs[name][-6000:]}"
+        if isinstance(name, tuple):
+            arch = name[1]
+            assert arch in outs[name] and "cubin" in outs[name], outs[name]
+            _AOT_OUTPUT[name] = outs[name]
     for arch in ("sm_80", "sm_90"):
-        assert arch in outs[arch] and "cubin" in outs[arch], outs[arch]
+        outs[arch] = "".join(_AOT_OUTPUT[(m, arch)] for m in module_names)
     return outs

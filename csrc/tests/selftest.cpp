@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "colkern/cpu_features.h"
-#include "cpu/bits/pack_bits.h"
+#include "colkern/dtype.h"
+#include "cpu/hamming/hamming.h"
 #include "cpu/maxsim/maxsim.h"
-#include "cpu/pool/patch_pool.h"
+#include "cpu/maxsim_bits/maxsim_bits.h"
+#include "cpu/pack_bits/pack_bits.h"
+#include "cpu/patch_pool/patch_pool.h"
 
 using namespace colkern;
 using colkern::DType;
@@ -135,28 +138,28 @@ void run_bits_case(int64_t B, int64_t Lq, int64_t D, const std::vector<int64_t>&
   // Exactly sized outputs: a kernel writing one byte too many is caught by ASan.
   std::vector<uint8_t> vbits(T * nbytes), qbits(B * Lq * nbytes), check(T * nbytes);
   set_isa_cap(Isa::Scalar);
-  bits::pack_bits(vf.data(), DType::F32, T, D, vbits.data(), 2);
-  bits::pack_bits(qf.data(), DType::F32, B * Lq, D, qbits.data(), 2);
+  pack_bits::pack(vf.data(), DType::F32, T, D, vbits.data(), 2);
+  pack_bits::pack(qf.data(), DType::F32, B * Lq, D, qbits.data(), 2);
   for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detected_isa()) || !isa_compiled(isa)) continue;
     set_isa_cap(isa);
-    bits::pack_bits(vf.data(), DType::F32, T, D, check.data(), 2);
+    pack_bits::pack(vf.data(), DType::F32, T, D, check.data(), 2);
     if (check != vbits) {
       std::printf("FAIL pack_bits %s D=%lld\n", isa_name(isa), (long long)D);
       ++failures;
     }
   }
-  maxsim::Problem p;
+  maxsim_bits::Problem p;
   p.q = qf.data(); p.q_dtype = DType::F32; p.B = B; p.Lq = Lq; p.D = D;
-  p.values = vbits.data(); p.T = T; p.starts = starts.data(); p.lengths = lengths.data(); p.N = N;
-  for (DType mode : {DType::BITS_PM1, DType::BITS_01}) {
-    p.v_dtype = mode;
-    compare_isas("maxsim_bits", B * N, [&](float* out) { maxsim::scores(p, out, 2); });
+  p.bits = vbits.data(); p.T = T; p.starts = starts.data(); p.lengths = lengths.data(); p.N = N;
+  for (BitsMode mode : {BitsMode::PM1, BitsMode::ZERO_ONE}) {
+    p.mode = mode;
+    compare_isas("maxsim_bits", B * N, [&](float* out) { maxsim_bits::scores(p, out, 2); });
     // Every ISA scores bits by table lookup, so also check the definition: q . s per token
     // pair with s = +-1 or {0, 1} from the float vectors' signs (exact on these inputs).
     std::vector<float> got(B * N);
-    maxsim::scores(p, got.data(), 2);
-    const double zero_bit = mode == DType::BITS_PM1 ? -1.0 : 0.0;
+    maxsim_bits::scores(p, got.data(), 2);
+    const double zero_bit = mode == BitsMode::PM1 ? -1.0 : 0.0;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t n = 0; n < N; ++n) {
         double total = 0;
@@ -178,11 +181,13 @@ void run_bits_case(int64_t B, int64_t Lq, int64_t D, const std::vector<int64_t>&
         }
       }
   }
-  p.q = qbits.data();
+  hamming::Problem h;
+  h.q = qbits.data(); h.B = B; h.Lq = Lq; h.D = D;
+  h.bits = vbits.data(); h.T = T; h.starts = starts.data(); h.lengths = lengths.data(); h.N = N;
   std::vector<float> ham(B * N);
-  compare_isas("hamming", B * N, [&](float* out) { maxsim::hamming_scores(p, out, 2); });
+  compare_isas("hamming", B * N, [&](float* out) { hamming::scores(h, out, 2); });
   // And against the definition, straight from the float vectors' signs.
-  maxsim::hamming_scores(p, ham.data(), 2);
+  hamming::scores(h, ham.data(), 2);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t n = 0; n < N; ++n) {
       double total = 0;
@@ -217,16 +222,16 @@ void run_bits_nan_case(int64_t D, std::mt19937& rng) {
   qf[(0 * Lq + 17) * D + D - 1] = NAN;  // query 0: a valid NaN token in the last block
   qf[(2 * Lq + 3) * D] = NAN;           // query 2: a NaN token, masked out
   mask[2 * Lq + 3] = 0;
-  maxsim::Problem p;
+  maxsim_bits::Problem p;
   p.q = qf.data(); p.q_dtype = DType::F32; p.B = B; p.Lq = Lq; p.D = D; p.q_mask = mask.data();
-  p.values = vbits.data(); p.T = T; p.starts = starts.data(); p.lengths = lengths.data(); p.N = N;
+  p.bits = vbits.data(); p.T = T; p.starts = starts.data(); p.lengths = lengths.data(); p.N = N;
   std::vector<float> out(B * N);
-  for (DType mode : {DType::BITS_PM1, DType::BITS_01})
+  for (BitsMode mode : {BitsMode::PM1, BitsMode::ZERO_ONE})
     for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
       if (static_cast<int>(isa) > static_cast<int>(detected_isa()) || !isa_compiled(isa)) continue;
       set_isa_cap(isa);
-      p.v_dtype = mode;
-      maxsim::scores(p, out.data(), 2);
+      p.mode = mode;
+      maxsim_bits::scores(p, out.data(), 2);
       for (int64_t b = 0; b < B; ++b)
         for (int64_t n = 0; n < N; ++n) {
           const bool want_nan = b == 0 && lengths[n] > 0;
@@ -253,14 +258,14 @@ void run_pool_case(int64_t D, const std::vector<int64_t>& lengths, bool masked, 
   for (auto& v : x) v = u(rng) + 100.f;  // a common offset the shifted sums must absorb
   std::vector<uint8_t> mask(T);
   for (auto& m : mask) m = masked ? (rng() % 3 != 0) : 1;
-  pool::Problem p;
+  patch_pool::Problem p;
   p.values = x.data(); p.T = T; p.D = D; p.starts = starts.data(); p.lengths = lengths.data();
   p.N = N; p.correction = 1; p.row_mask = masked ? mask.data() : nullptr;
   std::vector<float> out(N * 3 * D);
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(detected_isa()) || !isa_compiled(isa)) continue;
     set_isa_cap(isa);
-    pool::patch_pool(p, out.data(), 2);
+    patch_pool::pool(p, out.data(), 2);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < D; ++c) {
         double s = 0, s2 = 0, mx = -1e300;
@@ -288,6 +293,16 @@ void run_pool_case(int64_t D, const std::vector<int64_t>& lengths, bool masked, 
           return;
         }
       }
+  }
+}
+
+template <class Fn>
+void expect_rejected(const char* what, Fn run) {
+  try {
+    run();
+    std::printf("FAIL: %s accepted\n", what);
+    ++failures;
+  } catch (const std::invalid_argument&) {
   }
 }
 
@@ -325,12 +340,19 @@ int main() {
   std::vector<int64_t> s{6}, l{3};
   bad.q = q.data(); bad.B = 1; bad.Lq = 1; bad.D = 1; bad.values = v.data(); bad.T = 8;
   bad.starts = s.data(); bad.lengths = l.data(); bad.N = 1;
-  try {
-    maxsim::scores(bad, out.data(), 1);
-    std::printf("FAIL: out-of-range document accepted\n");
-    ++failures;
-  } catch (const std::invalid_argument&) {
-  }
+  expect_rejected("out-of-range document", [&] { maxsim::scores(bad, out.data(), 1); });
+  // So must element-type and bit-mode codes outside their enums (C++ callers can cast any int).
+  l[0] = 1;  // a valid range now: only the code is wrong
+  bad.v_dtype = static_cast<DType>(7);
+  expect_rejected("dtype code 7", [&] { maxsim::scores(bad, out.data(), 1); });
+  maxsim_bits::Problem bad_bits;
+  std::vector<uint8_t> packed(8);
+  bad_bits.q = q.data(); bad_bits.B = 1; bad_bits.Lq = 1; bad_bits.D = 1; bad_bits.bits = packed.data();
+  bad_bits.T = 8; bad_bits.starts = s.data(); bad_bits.lengths = l.data(); bad_bits.N = 1;
+  bad_bits.mode = static_cast<BitsMode>(2);
+  expect_rejected("bits mode code 2", [&] { maxsim_bits::scores(bad_bits, out.data(), 1); });
+  expect_rejected("pack_bits dtype code -1",
+                  [&] { pack_bits::pack(v.data(), static_cast<DType>(-1), 1, 8, packed.data(), 1); });
   std::printf("%d cases, %d failures (ISA detected: %s)\n", cases + 1, failures, isa_name(detected_isa()));
   return failures == 0 ? 0 : 1;
 }

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable
 
-PathLike = Union[str, "os.PathLike[str]"]
+from ._types import PathLike
 
 
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> str:

@@ -10,14 +10,14 @@ import torch
 
 
 def _info(_args) -> int:
-    from . import backend_info
+    from .ops import backend_info
 
     print(json.dumps(backend_info(), indent=2))
     return 0
 
 
 def _bench(args) -> int:
-    from . import bench
+    from . import _bench as bench
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -35,9 +35,12 @@ def main(argv=None) -> int:
     b.add_argument("--repeat", type=int, default=3, help="timed runs per provider (median reported)")
     b.add_argument("--threads", type=int, default=0, help="torch/OpenMP threads (default: torch's)")
     b.set_defaults(func=_bench)
-    from .cli_pages import add_commands as add_page_commands
+    from .colpali.cli import add_commands as add_page_commands
 
     add_page_commands(sub)
+    from .hybrid.cli import extend_commands as add_hybrid_options
+
+    add_hybrid_options(sub)
     from .quality.cli import add_commands as add_quality_commands
 
     add_quality_commands(sub)

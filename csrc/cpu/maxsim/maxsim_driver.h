@@ -1,8 +1,10 @@
 // The document-parallel MaxSim driver, shared by every scorer: float x float (FMA micro-kernel
-// or AMX tiles), float x bits (table lookup) and bits x bits (hamming). A scorer owns the compacted query tokens and folds one
-// chunk of document rows into every token's running max; the driver does the rest: threads,
-// empty documents, per-query sums and the fused top-k.
+// or AMX tiles), float x bits (maxsim_bits/, table lookup) and bits x bits (hamming/). A scorer
+// owns the compacted query tokens and folds one chunk of document rows into every token's
+// running max; the driver does the rest: threads, empty documents, per-query sums and the fused
+// top-k.
 //
+// Problem P: any of the three ops' problems; the driver reads only B, N, starts and lengths.
 // Scorer interface:
 //   int64_t n_tok;                      valid query tokens
 //   std::vector<int64_t> owner;         query of each token
@@ -21,7 +23,6 @@
 #include <string>
 #include <vector>
 
-#include "maxsim.h"
 
 namespace colkern::maxsim {
 
@@ -54,8 +55,8 @@ inline int clamp_threads(int num_threads, int64_t N) {
   return nt;
 }
 
-template <class Scorer>
-std::vector<Scratch> make_scratch(const Problem& p, const Scorer& sc, int nt) {
+template <class P, class Scorer>
+std::vector<Scratch> make_scratch(const P& p, const Scorer& sc, int nt) {
   std::vector<Scratch> scratch(nt);
   const int64_t pad = sc.run_max_pad;
   for (auto& s : scratch) {
@@ -66,8 +67,8 @@ std::vector<Scratch> make_scratch(const Problem& p, const Scorer& sc, int nt) {
   return scratch;
 }
 
-template <class Scorer>
-void score_document(const Problem& p, const Scorer& sc, int64_t n, Scratch& s) {
+template <class P, class Scorer>
+void score_document(const P& p, const Scorer& sc, int64_t n, Scratch& s) {
   std::fill(s.doc_scores.begin(), s.doc_scores.end(), 0.f);
   const int64_t len = p.lengths[n];
   if (len == 0 || sc.n_tok == 0) return;  // empty sums are 0
@@ -78,8 +79,8 @@ void score_document(const Problem& p, const Scorer& sc, int64_t n, Scratch& s) {
   for (int64_t t = 0; t < sc.n_tok; ++t) s.doc_scores[sc.owner[t]] += s.run_max[t];
 }
 
-template <class Scorer>
-void run_scores(const Problem& p, const Scorer& sc, float* out, int num_threads) {
+template <class P, class Scorer>
+void run_scores(const P& p, const Scorer& sc, float* out, int num_threads) {
   const int nt = clamp_threads(num_threads, p.N);
   std::vector<Scratch> scratch = make_scratch(p, sc, nt);
 #pragma omp parallel num_threads(nt)
@@ -93,8 +94,8 @@ void run_scores(const Problem& p, const Scorer& sc, float* out, int num_threads)
   }
 }
 
-template <class Scorer>
-void run_topk(const Problem& p, const Scorer& sc, int64_t k, float* out_scores,
+template <class P, class Scorer>
+void run_topk(const P& p, const Scorer& sc, int64_t k, float* out_scores,
               int64_t* out_indices, int num_threads) {
   if (k < 1) throw std::invalid_argument("maxsim_topk: k must be >= 1, got " + std::to_string(k));
   const int64_t keep = std::min(k, p.N);

@@ -1,11 +1,9 @@
 // Portable baseline and the C++ test oracle: plain loops, one fp32 dot product at a time.
 #include <cmath>
 
-#include "../simd/vec_scalar.h"
+#include "cpu/simd/to_float.h"
+#include "cpu/simd/vec_scalar.h"
 #include "maxsim.h"
-#include "hamming_kernel.h"
-#include "maxsim_simd.h"
-#include "bits_lut.h"
 
 namespace colkern::maxsim {
 
@@ -34,14 +32,10 @@ void update_token_max_scalar(const float* q, const float*, int64_t n_tok, const 
   }
 }
 
-// Float x bits: blocks of 8 tokens in plain loops, one row and 2 accumulators at a time.
-constexpr BitsLutKernel kBitsLut = make_bits_lut_kernel<Scalar, 8, 1, 2>();
-
 }  // namespace
 
 const Kernel& scalar_kernel() {
-  static const Kernel k{Isa::Scalar, no_packing, no_pack, to_float_rows<Scalar>,
-                        update_token_max_scalar, 1, update_hamming_impl, kBitsLut};
+  static const Kernel k{no_packing, no_pack, to_float_rows<Scalar>, update_token_max_scalar, 1};
   return k;
 }
 

@@ -19,13 +19,14 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .. import _C
-from .._backend import BITS_CODES, dtype_code
-from ._docs import Docs, PackedDocs, normalize_docs, normalize_q_mask, normalize_queries
-from .maxsim import cuda_topk, fake_topk, maxsim_rows_ref, topk_outputs
+from ._backend import _C, BITS_MODES, FLOAT_DTYPES, dtype_code
+from ._checks import check_contiguous, check_k, check_q_mask, check_ranges
+from ._inputs import Docs, PackedDocs, normalize_docs, normalize_q_mask, normalize_queries
+from ._registry import define_op
+from ._topk import cuda_topk, fake_topk, topk_outputs
+from .maxsim import maxsim_rows_ref
 
 _MODES = ("pm1", "01")
-_FLOAT = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def n_bytes(dim: int) -> int:
@@ -88,7 +89,7 @@ def maxsim_bits_ref(Q: Tensor, docs_bits: Docs, *, dim: int, q_mask: Optional[Te
     _check_mode(mode, "maxsim_bits_ref")
     bits, starts, lens = normalize_bit_docs(docs_bits, dim, lengths=lengths, mask=mask,
                                             offsets=offsets, op="maxsim_bits_ref")
-    Qn, qm, squeeze = normalize_queries(Q, q_mask, dim, Q.dtype if Q.dtype in _FLOAT else torch.float32,
+    Qn, qm, squeeze = normalize_queries(Q, q_mask, dim, Q.dtype if Q.dtype in FLOAT_DTYPES else torch.float32,
                                         bits.device, op="maxsim_bits_ref")
     docs = unpack_bits(bits, dim, mode=mode, dtype=dtype)
     out = maxsim_rows_ref(Qn, qm, docs, starts, lens, dtype)
@@ -133,158 +134,149 @@ def _normalize_bit_queries(Q_bits: Tensor, q_mask: Optional[Tensor], dim: int, d
 # Ops
 
 
-def _check_ranges(starts: Tensor, lengths: Tensor, op: str) -> None:
-    if starts.dtype != torch.int64 or lengths.dtype != torch.int64 or starts.dim() != 1 \
-            or starts.shape != lengths.shape:
-        raise ValueError(f"{op}: starts and lengths must be int64 [N] tensors of the same shape")
-
-
 def _check_bits_op(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
                    lengths: Tensor, dim: int, op: str, float_queries: bool) -> None:
     _check_bits(bits, dim, op, "docs_bits")
     if bits.dim() != 2:
         raise ValueError(f"{op}: docs_bits must be [T, nbytes], got {tuple(bits.shape)}")
     if float_queries:
-        if Q.dim() != 3 or Q.shape[2] != dim or Q.dtype not in _FLOAT:
+        if Q.dim() != 3 or Q.shape[2] != dim or Q.dtype not in FLOAT_DTYPES:
             raise ValueError(f"{op}: Q must be float [B, Lq, {dim}], got {Q.dtype} {tuple(Q.shape)}")
     else:
         _check_bits(Q, dim, op, "Q_bits")
         if Q.dim() != 3:
             raise ValueError(f"{op}: Q_bits must be [B, Lq, nbytes], got {tuple(Q.shape)}")
-    _check_ranges(starts, lengths, op)
-    if q_mask is not None and (q_mask.dtype != torch.bool or q_mask.shape != Q.shape[:2]):
-        raise ValueError(f"{op}: q_mask must be bool {list(Q.shape[:2])}")
-    for name, t in (("Q", Q), ("docs_bits", bits), ("starts", starts), ("lengths", lengths), ("q_mask", q_mask)):
-        if t is not None and not t.is_contiguous():
-            raise ValueError(f"{op}: {name} must be contiguous")
+    check_ranges(starts, lengths, op)
+    check_q_mask(q_mask, Q, op)
+    check_contiguous(op, Q=Q, docs_bits=bits, starts=starts, lengths=lengths, q_mask=q_mask)
 
 
-def _ptrs(Q, q_mask, bits, starts, lengths):
-    return (Q.data_ptr(), q_mask.data_ptr() if q_mask is not None else 0, bits.data_ptr(),
-            bits.shape[0], starts.data_ptr(), lengths.data_ptr(), starts.shape[0])
+def _cpu_call(kernel, Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
+              lengths: Tensor, dim: int, **extra) -> None:
+    """Runs _C.maxsim_bits_* or _C.hamming_* on the op's checked tensors (Q: float queries or
+    packed query bits); `extra` gives q_dtype and mode for float queries, k and the output
+    pointers."""
+    kernel(q_ptr=Q.data_ptr(), B=Q.shape[0], Lq=Q.shape[1], D=dim,
+           q_mask_ptr=q_mask.data_ptr() if q_mask is not None else 0, bits_ptr=bits.data_ptr(),
+           T=bits.shape[0], starts_ptr=starts.data_ptr(), lengths_ptr=lengths.data_ptr(),
+           N=starts.shape[0], num_threads=torch.get_num_threads(), **extra)
 
 
-@torch.library.custom_op("colkern::pack_bits", mutates_args=(), device_types="cpu")
-def _pack_bits_op(x: Tensor) -> Tensor:
-    if x.dim() != 2 or x.dtype not in _FLOAT or not x.is_contiguous() or x.shape[1] < 1:
+def _pack_bits_cpu(x: Tensor) -> Tensor:
+    if x.dim() != 2 or x.dtype not in FLOAT_DTYPES or not x.is_contiguous() or x.shape[1] < 1:
         raise ValueError(f"pack_bits: x must be a contiguous float [R, D>=1] tensor, got {x.dtype} {tuple(x.shape)}")
     out = torch.empty(x.shape[0], n_bytes(x.shape[1]), dtype=torch.uint8)
-    _C.pack_bits(x.data_ptr(), dtype_code(x.dtype), x.shape[0], x.shape[1], out.data_ptr(),
-                 torch.get_num_threads())
+    _C.pack_bits(x_ptr=x.data_ptr(), dtype=dtype_code(x.dtype), rows=x.shape[0], D=x.shape[1],
+                 out_ptr=out.data_ptr(), num_threads=torch.get_num_threads())
     return out
 
 
-@_pack_bits_op.register_fake
-def _(x):
-    return x.new_empty((x.shape[0], (x.shape[1] + 7) // 8), dtype=torch.uint8)
-
-
-@_pack_bits_op.register_kernel("cuda")
-def _(x):
-    from ..triton_kernels.bits import pack_bits_triton
+def _pack_bits_cuda(x):
+    from ..triton_kernels.pack_bits import pack_bits_triton  # Triton only for CUDA work
 
     return pack_bits_triton(x.contiguous())
 
 
-@torch.library.custom_op("colkern::maxsim_bits", mutates_args=(), device_types="cpu")
-def _maxsim_bits_op(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
-                    lengths: Tensor, dim: int, mode: str) -> Tensor:
+def _pack_bits_fake(x):
+    return x.new_empty((x.shape[0], (x.shape[1] + 7) // 8), dtype=torch.uint8)
+
+
+def _maxsim_bits_cpu(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
+                     lengths: Tensor, dim: int, mode: str) -> Tensor:
     _check_bits_op(Q, q_mask, bits, starts, lengths, dim, "maxsim_bits", True)
     _check_mode(mode, "maxsim_bits")
-    q, qm, b, T, st, ln, N = _ptrs(Q, q_mask, bits, starts, lengths)
-    out = torch.empty(Q.shape[0], N, dtype=torch.float32)
-    _C.maxsim_scores(q, dtype_code(Q.dtype), Q.shape[0], Q.shape[1], dim, qm, b, BITS_CODES[mode],
-                     T, st, ln, N, out.data_ptr(), torch.get_num_threads())
+    out = torch.empty(Q.shape[0], starts.shape[0], dtype=torch.float32)
+    _cpu_call(_C.maxsim_bits_scores, Q, q_mask, bits, starts, lengths, dim, q_dtype=dtype_code(Q.dtype),
+              mode=BITS_MODES[mode], out_ptr=out.data_ptr())
     return out
 
 
-@_maxsim_bits_op.register_fake
-def _(Q, q_mask, bits, starts, lengths, dim, mode):
-    return Q.new_empty((Q.shape[0], starts.shape[0]), dtype=torch.float32)
-
-
-@_maxsim_bits_op.register_kernel("cuda")
-def _(Q, q_mask, bits, starts, lengths, dim, mode):
+def _maxsim_bits_cuda(Q, q_mask, bits, starts, lengths, dim, mode):
     _check_bits_op(Q, q_mask, bits, starts, lengths, dim, "maxsim_bits", True)
     _check_mode(mode, "maxsim_bits")
-    from ..triton_kernels.bits import maxsim_bits_triton
+    from ..triton_kernels.maxsim import maxsim_bits_triton
 
     return maxsim_bits_triton(Q, q_mask, bits, starts, lengths, dim, mode)
 
 
-@torch.library.custom_op("colkern::maxsim_bits_topk", mutates_args=(), device_types="cpu")
-def _maxsim_bits_topk_op(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
-                         lengths: Tensor, dim: int, mode: str, k: int) -> Tuple[Tensor, Tensor]:
+def _maxsim_bits_fake(Q, q_mask, bits, starts, lengths, dim, mode):
+    return Q.new_empty((Q.shape[0], starts.shape[0]), dtype=torch.float32)
+
+
+def _maxsim_bits_topk_cpu(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
+                          lengths: Tensor, dim: int, mode: str, k: int) -> Tuple[Tensor, Tensor]:
     _check_bits_op(Q, q_mask, bits, starts, lengths, dim, "maxsim_bits_topk", True)
     _check_mode(mode, "maxsim_bits_topk")
-    q, qm, b, T, st, ln, N = _ptrs(Q, q_mask, bits, starts, lengths)
-    scores, indices = topk_outputs(Q.shape[0], N, k, "maxsim_bits_topk")
-    _C.maxsim_topk(q, dtype_code(Q.dtype), Q.shape[0], Q.shape[1], dim, qm, b, BITS_CODES[mode], T,
-                   st, ln, N, k, scores.data_ptr(), indices.data_ptr(), torch.get_num_threads())
+    scores, indices = topk_outputs(Q.shape[0], starts.shape[0], k, "maxsim_bits_topk")
+    _cpu_call(_C.maxsim_bits_topk, Q, q_mask, bits, starts, lengths, dim, q_dtype=dtype_code(Q.dtype),
+              mode=BITS_MODES[mode], k=k, out_scores_ptr=scores.data_ptr(), out_indices_ptr=indices.data_ptr())
     return scores, indices
 
 
-@_maxsim_bits_topk_op.register_fake
-def _(Q, q_mask, bits, starts, lengths, dim, mode, k):
+def _maxsim_bits_topk_cuda(Q, q_mask, bits, starts, lengths, dim, mode, k):
+    _check_bits_op(Q, q_mask, bits, starts, lengths, dim, "maxsim_bits_topk", True)
+    _check_mode(mode, "maxsim_bits_topk")
+    from ..triton_kernels.maxsim import maxsim_bits_triton
+
+    return cuda_topk(lambda lo, hi: maxsim_bits_triton(Q, q_mask, bits, starts[lo:hi], lengths[lo:hi], dim, mode),
+                     Q, starts.shape[0], k, "maxsim_bits_topk")
+
+
+def _maxsim_bits_topk_fake(Q, q_mask, bits, starts, lengths, dim, mode, k):
     return fake_topk(Q, starts, k)
 
 
-@_maxsim_bits_topk_op.register_kernel("cuda")
-def _(Q, q_mask, bits, starts, lengths, dim, mode, k):
-    _check_bits_op(Q, q_mask, bits, starts, lengths, dim, "maxsim_bits_topk", True)
-    from ..triton_kernels.bits import maxsim_bits_triton
-
-    return cuda_topk(lambda lo, hi: maxsim_bits_triton(Q, q_mask, bits, starts[lo:hi], lengths[lo:hi], dim, mode),
-                      Q, starts.shape[0], k, "maxsim_bits_topk")
-
-
-@torch.library.custom_op("colkern::maxsim_hamming", mutates_args=(), device_types="cpu")
-def _maxsim_hamming_op(Q_bits: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
-                       lengths: Tensor, dim: int) -> Tensor:
+def _maxsim_hamming_cpu(Q_bits: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
+                        lengths: Tensor, dim: int) -> Tensor:
     _check_bits_op(Q_bits, q_mask, bits, starts, lengths, dim, "maxsim_hamming", False)
-    q, qm, b, T, st, ln, N = _ptrs(Q_bits, q_mask, bits, starts, lengths)
-    out = torch.empty(Q_bits.shape[0], N, dtype=torch.float32)
-    _C.maxsim_hamming_scores(q, Q_bits.shape[0], Q_bits.shape[1], dim, qm, b, T, st, ln, N,
-                             out.data_ptr(), torch.get_num_threads())
+    out = torch.empty(Q_bits.shape[0], starts.shape[0], dtype=torch.float32)
+    _cpu_call(_C.hamming_scores, Q_bits, q_mask, bits, starts, lengths, dim, out_ptr=out.data_ptr())
     return out
 
 
-@_maxsim_hamming_op.register_fake
-def _(Q_bits, q_mask, bits, starts, lengths, dim):
-    return Q_bits.new_empty((Q_bits.shape[0], starts.shape[0]), dtype=torch.float32)
-
-
-@_maxsim_hamming_op.register_kernel("cuda")
-def _(Q_bits, q_mask, bits, starts, lengths, dim):
+def _maxsim_hamming_cuda(Q_bits, q_mask, bits, starts, lengths, dim):
     _check_bits_op(Q_bits, q_mask, bits, starts, lengths, dim, "maxsim_hamming", False)
-    from ..triton_kernels.bits import maxsim_hamming_triton
+    from ..triton_kernels.hamming import maxsim_hamming_triton
 
     return maxsim_hamming_triton(Q_bits, q_mask, bits, starts, lengths, dim)
 
 
-@torch.library.custom_op("colkern::maxsim_hamming_topk", mutates_args=(), device_types="cpu")
-def _maxsim_hamming_topk_op(Q_bits: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
-                            lengths: Tensor, dim: int, k: int) -> Tuple[Tensor, Tensor]:
+def _maxsim_hamming_fake(Q_bits, q_mask, bits, starts, lengths, dim):
+    return Q_bits.new_empty((Q_bits.shape[0], starts.shape[0]), dtype=torch.float32)
+
+
+def _maxsim_hamming_topk_cpu(Q_bits: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
+                             lengths: Tensor, dim: int, k: int) -> Tuple[Tensor, Tensor]:
     _check_bits_op(Q_bits, q_mask, bits, starts, lengths, dim, "maxsim_hamming_topk", False)
-    q, qm, b, T, st, ln, N = _ptrs(Q_bits, q_mask, bits, starts, lengths)
-    scores, indices = topk_outputs(Q_bits.shape[0], N, k, "maxsim_hamming_topk")
-    _C.maxsim_hamming_topk(q, Q_bits.shape[0], Q_bits.shape[1], dim, qm, b, T, st, ln, N, k,
-                           scores.data_ptr(), indices.data_ptr(), torch.get_num_threads())
+    scores, indices = topk_outputs(Q_bits.shape[0], starts.shape[0], k, "maxsim_hamming_topk")
+    _cpu_call(_C.hamming_topk, Q_bits, q_mask, bits, starts, lengths, dim, k=k,
+              out_scores_ptr=scores.data_ptr(), out_indices_ptr=indices.data_ptr())
     return scores, indices
 
 
-@_maxsim_hamming_topk_op.register_fake
-def _(Q_bits, q_mask, bits, starts, lengths, dim, k):
+def _maxsim_hamming_topk_cuda(Q_bits, q_mask, bits, starts, lengths, dim, k):
+    _check_bits_op(Q_bits, q_mask, bits, starts, lengths, dim, "maxsim_hamming_topk", False)
+    from ..triton_kernels.hamming import maxsim_hamming_triton
+
+    return cuda_topk(lambda lo, hi: maxsim_hamming_triton(Q_bits, q_mask, bits, starts[lo:hi], lengths[lo:hi], dim),
+                     Q_bits, starts.shape[0], k, "maxsim_hamming_topk")
+
+
+def _maxsim_hamming_topk_fake(Q_bits, q_mask, bits, starts, lengths, dim, k):
     return fake_topk(Q_bits, starts, k)
 
 
-@_maxsim_hamming_topk_op.register_kernel("cuda")
-def _(Q_bits, q_mask, bits, starts, lengths, dim, k):
-    _check_bits_op(Q_bits, q_mask, bits, starts, lengths, dim, "maxsim_hamming_topk", False)
-    from ..triton_kernels.bits import maxsim_hamming_triton
-
-    return cuda_topk(lambda lo, hi: maxsim_hamming_triton(Q_bits, q_mask, bits, starts[lo:hi], lengths[lo:hi], dim),
-                      Q_bits, starts.shape[0], k, "maxsim_hamming_topk")
+define_op("pack_bits(Tensor x) -> Tensor", cpu=_pack_bits_cpu, cuda=_pack_bits_cuda, fake=_pack_bits_fake)
+define_op("maxsim_bits(Tensor Q, Tensor? q_mask, Tensor bits, Tensor starts, Tensor lengths, SymInt dim, str mode)"
+          " -> Tensor", cpu=_maxsim_bits_cpu, cuda=_maxsim_bits_cuda, fake=_maxsim_bits_fake)
+define_op("maxsim_bits_topk(Tensor Q, Tensor? q_mask, Tensor bits, Tensor starts, Tensor lengths, SymInt dim,"
+          " str mode, SymInt k) -> (Tensor, Tensor)",
+          cpu=_maxsim_bits_topk_cpu, cuda=_maxsim_bits_topk_cuda, fake=_maxsim_bits_topk_fake)
+define_op("maxsim_hamming(Tensor Q_bits, Tensor? q_mask, Tensor bits, Tensor starts, Tensor lengths, SymInt dim)"
+          " -> Tensor", cpu=_maxsim_hamming_cpu, cuda=_maxsim_hamming_cuda, fake=_maxsim_hamming_fake)
+define_op("maxsim_hamming_topk(Tensor Q_bits, Tensor? q_mask, Tensor bits, Tensor starts, Tensor lengths,"
+          " SymInt dim, SymInt k) -> (Tensor, Tensor)",
+          cpu=_maxsim_hamming_topk_cpu, cuda=_maxsim_hamming_topk_cuda, fake=_maxsim_hamming_topk_fake)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,14 +295,14 @@ def pack_bits(x, *, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = N
         return [pack_bits(t) for t in x]
     if isinstance(x, PackedDocs) or offsets is not None or mask is not None or lengths is not None:
         values, starts, lens = normalize_docs(x, lengths=lengths, mask=mask, offsets=offsets,
-                                              op="pack_bits", arg="x", dtypes=_FLOAT)
+                                              op="pack_bits", arg="x", dtypes=FLOAT_DTYPES)
         rows = torch.repeat_interleave(starts, lens) + _arange_within(lens)
         new_offsets = torch.zeros(lens.shape[0] + 1, dtype=torch.int64, device=values.device)
         torch.cumsum(lens, 0, out=new_offsets[1:])
         contiguous = bool(torch.equal(rows, torch.arange(rows.shape[0], device=rows.device)))
         src = values[: rows.shape[0]] if contiguous else values[rows]
         return PackedDocs(torch.ops.colkern.pack_bits(src.contiguous()), new_offsets)
-    if not isinstance(x, Tensor) or x.dtype not in _FLOAT or x.dim() < 1:
+    if not isinstance(x, Tensor) or x.dtype not in FLOAT_DTYPES or x.dim() < 1:
         raise ValueError(f"pack_bits: x must be a float32/float16/bfloat16 tensor [..., D], got "
                          f"{getattr(x, 'dtype', type(x).__name__)}")
     if x.shape[-1] < 1:
@@ -326,7 +318,7 @@ def _arange_within(lens: Tensor) -> Tensor:
 
 def _prepare_float(Q, docs_bits, dim, q_mask, lengths, mask, offsets, op):
     bits, starts, lens = normalize_bit_docs(docs_bits, dim, lengths=lengths, mask=mask, offsets=offsets, op=op)
-    if not isinstance(Q, Tensor) or Q.dtype not in _FLOAT:
+    if not isinstance(Q, Tensor) or Q.dtype not in FLOAT_DTYPES:
         raise ValueError(f"{op}: Q must be a float32/float16/bfloat16 tensor, got {getattr(Q, 'dtype', type(Q).__name__)}")
     Qn, qm, squeeze = normalize_queries(Q, q_mask, dim, Q.dtype, bits.device, op=op)
     return Qn, qm, bits, starts, lens, squeeze
@@ -351,7 +343,7 @@ def maxsim_bits_topk(Q: Tensor, docs_bits: Docs, k: int, *, dim: int, q_mask: Op
                      mode: str = "pm1", lengths: Optional[Tensor] = None, mask: Optional[Tensor] = None,
                      offsets: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """maxsim_bits with the fused top-k of maxsim_topk: (scores [B, k'], indices [B, k'])."""
-    _check_k(k, "maxsim_bits_topk")
+    check_k(k, "maxsim_bits_topk")
     _check_mode(mode, "maxsim_bits_topk")
     Qn, qm, bits, starts, lens, squeeze = _prepare_float(Q, docs_bits, dim, q_mask, lengths, mask, offsets, "maxsim_bits_topk")
     s, i = torch.ops.colkern.maxsim_bits_topk(Qn, qm, bits, starts, lens, dim, mode, k)
@@ -376,13 +368,8 @@ def maxsim_hamming_topk(Q_bits: Tensor, docs_bits: Docs, k: int, *, dim: int,
                         q_mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,
                         mask: Optional[Tensor] = None, offsets: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
     """maxsim_hamming with the fused top-k: (scores [B, k'], indices [B, k'])."""
-    _check_k(k, "maxsim_hamming_topk")
+    check_k(k, "maxsim_hamming_topk")
     bits, starts, lens = normalize_bit_docs(docs_bits, dim, lengths=lengths, mask=mask, offsets=offsets, op="maxsim_hamming_topk")
     Qb, qm, squeeze = _normalize_bit_queries(Q_bits, q_mask, dim, bits.device, "maxsim_hamming_topk")
     s, i = torch.ops.colkern.maxsim_hamming_topk(Qb, qm, bits, starts, lens, dim, k)
     return (s[0], i[0]) if squeeze else (s, i)
-
-
-def _check_k(k, op: str) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"{op}: k must be a positive int, got {k!r}")

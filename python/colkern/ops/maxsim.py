@@ -16,137 +16,86 @@ k' = min(k, N). The public functions below accept lists, padded batches and pack
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .. import _C
-from .._backend import dtype_code
-from ._docs import Docs, normalize_docs, normalize_queries
+from ._backend import _C, dtype_code
+from ._checks import check_contiguous, check_k, check_q_mask, check_ranges
+from ._inputs import Docs, normalize_docs, normalize_queries
+from ._registry import define_op
+from ._topk import cuda_topk, fake_topk, topk_outputs
 
-# Documents scored per step of the chunked GPU top-k: bounds its memory to B * (chunk + k).
-_GPU_TOPK_CHUNK = 1 << 16
 
-
-def _cpu_args(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor, lengths: Tensor):
+def _cpu_call(kernel, Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
+              lengths: Tensor, **outputs) -> None:
+    """Runs _C.maxsim_scores or _C.maxsim_topk on the op's checked tensors; `outputs` gives k
+    and the output pointers."""
     B, Lq, D = Q.shape
-    mask_ptr = q_mask.data_ptr() if q_mask is not None else 0
-    return (Q.data_ptr(), dtype_code(Q.dtype), B, Lq, D, mask_ptr, values.data_ptr(),
-            dtype_code(values.dtype), values.shape[0], starts.data_ptr(), lengths.data_ptr(),
-            starts.shape[0])
+    kernel(q_ptr=Q.data_ptr(), q_dtype=dtype_code(Q.dtype), B=B, Lq=Lq, D=D,
+           q_mask_ptr=q_mask.data_ptr() if q_mask is not None else 0, values_ptr=values.data_ptr(),
+           values_dtype=dtype_code(values.dtype), T=values.shape[0], starts_ptr=starts.data_ptr(),
+           lengths_ptr=lengths.data_ptr(), N=starts.shape[0], num_threads=torch.get_num_threads(),
+           **outputs)
 
 
 def _check_op_inputs(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
                      lengths: Tensor) -> None:
-    # The op is public (torch.ops.colkern.maxsim), so it checks what the kernels rely on even
-    # though the Python wrappers already produce conforming tensors.
     if Q.dim() != 3 or values.dim() != 2 or Q.shape[2] != values.shape[1]:
         raise ValueError(f"maxsim: Q must be [B, Lq, D] and values [T, D] with the same D, got "
                          f"{tuple(Q.shape)} and {tuple(values.shape)}")
     if Q.dtype != values.dtype:
         raise ValueError(f"maxsim: Q dtype {Q.dtype} differs from values dtype {values.dtype}")
-    if starts.dtype != torch.int64 or lengths.dtype != torch.int64 or starts.shape != lengths.shape \
-            or starts.dim() != 1:
-        raise ValueError("maxsim: starts and lengths must be int64 [N] tensors of the same shape")
-    if q_mask is not None and (q_mask.dtype != torch.bool or q_mask.shape != Q.shape[:2]):
-        raise ValueError(f"maxsim: q_mask must be bool {list(Q.shape[:2])}")
-    for name, t in (("Q", Q), ("values", values), ("starts", starts), ("lengths", lengths),
-                    ("q_mask", q_mask)):
-        if t is not None and not t.is_contiguous():
-            raise ValueError(f"maxsim: {name} must be contiguous")
+    check_ranges(starts, lengths, "maxsim")
+    check_q_mask(q_mask, Q, "maxsim")
+    check_contiguous("maxsim", Q=Q, values=values, starts=starts, lengths=lengths, q_mask=q_mask)
 
 
-@torch.library.custom_op("colkern::maxsim", mutates_args=(), device_types="cpu")
-def _maxsim_op(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
-               lengths: Tensor) -> Tensor:
+def _maxsim_cpu(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
+                lengths: Tensor) -> Tensor:
     _check_op_inputs(Q, q_mask, values, starts, lengths)
     out = torch.empty(Q.shape[0], starts.shape[0], dtype=torch.float32)
-    _C.maxsim_scores(*_cpu_args(Q, q_mask, values, starts, lengths), out.data_ptr(),
-                     torch.get_num_threads())
+    _cpu_call(_C.maxsim_scores, Q, q_mask, values, starts, lengths, out_ptr=out.data_ptr())
     return out
 
 
-@_maxsim_op.register_fake
-def _(Q, q_mask, values, starts, lengths):
-    return Q.new_empty((Q.shape[0], starts.shape[0]), dtype=torch.float32)
-
-
-@_maxsim_op.register_kernel("cuda")
-def _(Q, q_mask, values, starts, lengths):
+def _maxsim_cuda(Q, q_mask, values, starts, lengths):
     _check_op_inputs(Q, q_mask, values, starts, lengths)
     from ..triton_kernels.maxsim import maxsim_triton  # Triton is imported only for CUDA work
 
     return maxsim_triton(Q, q_mask, values, starts, lengths)
 
 
-@torch.library.custom_op("colkern::maxsim_topk", mutates_args=(), device_types="cpu")
-def _maxsim_topk_op(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
-                    lengths: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+def _maxsim_fake(Q, q_mask, values, starts, lengths):
+    return Q.new_empty((Q.shape[0], starts.shape[0]), dtype=torch.float32)
+
+
+def _maxsim_topk_cpu(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
+                     lengths: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     _check_op_inputs(Q, q_mask, values, starts, lengths)
     scores, indices = topk_outputs(Q.shape[0], starts.shape[0], k, "maxsim_topk")
-    _C.maxsim_topk(*_cpu_args(Q, q_mask, values, starts, lengths), k, scores.data_ptr(),
-                   indices.data_ptr(), torch.get_num_threads())
+    _cpu_call(_C.maxsim_topk, Q, q_mask, values, starts, lengths, k=k,
+              out_scores_ptr=scores.data_ptr(), out_indices_ptr=indices.data_ptr())
     return scores, indices
 
 
-@_maxsim_topk_op.register_fake
-def _(Q, q_mask, values, starts, lengths, k):
-    return fake_topk(Q, starts, k)
-
-
-def chunked_topk(score_chunk: Callable[[int, int], Tensor], n_docs: int, k: int,
-                 chunk: int = _GPU_TOPK_CHUNK) -> Tuple[Tensor, Tensor]:
-    """Top-k over documents scored `chunk` at a time: memory O(B * (chunk + k)), not O(B * N).
-
-    score_chunk(lo, hi) -> [B, hi - lo] float32. Order matches the CPU kernel: NaN first, then
-    higher score, then lower index (a stable sort over candidates kept in index order).
-    """
-    best_s = best_i = None
-    for lo in range(0, n_docs, chunk):
-        hi = min(lo + chunk, n_docs)
-        s = score_chunk(lo, hi)
-        i = torch.arange(lo, hi, device=s.device).expand(s.shape[0], -1)
-        if best_s is not None:
-            s, i = torch.cat([best_s, s], 1), torch.cat([best_i, i], 1)
-        order = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
-        best_s, best_i = s.gather(1, order), i.gather(1, order)
-    return best_s, best_i
-
-
-def topk_outputs(B: int, N: int, k: int, op: str) -> Tuple[Tensor, Tensor]:
-    """Checks k and allocates the CPU top-k outputs: [B, min(k, N)] float32 and int64."""
-    if k < 1:
-        raise ValueError(f"{op}: k must be >= 1, got {k}")
-    keep = min(k, N)
-    return torch.empty(B, keep, dtype=torch.float32), torch.empty(B, keep, dtype=torch.int64)
-
-
-def fake_topk(Q: Tensor, starts: Tensor, k: int) -> Tuple[Tensor, Tensor]:
-    """Fake (meta) top-k outputs, [B, min(k, N)] with a symbolic N."""
-    keep = torch.sym_min(k, starts.shape[0])
-    return (Q.new_empty((Q.shape[0], keep), dtype=torch.float32),
-            Q.new_empty((Q.shape[0], keep), dtype=torch.int64))
-
-
-def cuda_topk(score_chunk: Callable[[int, int], Tensor], Q: Tensor, N: int, k: int,
-              op: str) -> Tuple[Tensor, Tensor]:
-    """GPU top-k of N documents scored by score_chunk(lo, hi), via chunked_topk."""
-    if k < 1:
-        raise ValueError(f"{op}: k must be >= 1, got {k}")
-    if N == 0:
-        empty = Q.new_empty((Q.shape[0], 0), dtype=torch.float32)
-        return empty, empty.to(torch.int64)
-    return chunked_topk(score_chunk, N, k)
-
-
-@_maxsim_topk_op.register_kernel("cuda")
-def _(Q, q_mask, values, starts, lengths, k):
+def _maxsim_topk_cuda(Q, q_mask, values, starts, lengths, k):
     _check_op_inputs(Q, q_mask, values, starts, lengths)
     from ..triton_kernels.maxsim import maxsim_triton
 
     return cuda_topk(lambda lo, hi: maxsim_triton(Q, q_mask, values, starts[lo:hi], lengths[lo:hi]),
                      Q, starts.shape[0], k, "maxsim_topk")
+
+
+def _maxsim_topk_fake(Q, q_mask, values, starts, lengths, k):
+    return fake_topk(Q, starts, k)
+
+
+define_op("maxsim(Tensor Q, Tensor? q_mask, Tensor values, Tensor starts, Tensor lengths) -> Tensor",
+          cpu=_maxsim_cpu, cuda=_maxsim_cuda, fake=_maxsim_fake)
+define_op("maxsim_topk(Tensor Q, Tensor? q_mask, Tensor values, Tensor starts, Tensor lengths, SymInt k)"
+          " -> (Tensor, Tensor)", cpu=_maxsim_topk_cpu, cuda=_maxsim_topk_cuda, fake=_maxsim_topk_fake)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,8 +134,7 @@ def maxsim_topk(Q: Tensor, docs: Docs, k: int, *, q_mask: Optional[Tensor] = Non
     k' = min(k, N); ties go to the lower index and NaN ranks first (as torch.topk). A 2-D Q gives
     [k'] results.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"maxsim_topk: k must be a positive int, got {k!r}")
+    check_k(k, "maxsim_topk")
     Qn, qm, values, starts, lens, squeeze = _prepare(Q, docs, q_mask, lengths, mask, offsets, "maxsim_topk")
     s, i = torch.ops.colkern.maxsim_topk(Qn, qm, values, starts, lens, k)
     return (s[0], i[0]) if squeeze else (s, i)

@@ -24,30 +24,27 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import _C
-from .._backend import dtype_code
-from ._docs import Docs, normalize_rows
+from ._backend import _C, FLOAT_DTYPES, dtype_code
+from ._checks import check_contiguous, check_dtype, check_ranges
+from ._inputs import Docs, normalize_rows
+from ._registry import define_op
 
-_POOL_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+# float64 runs the reference (in float64), so that gradcheck can verify the backward.
+_POOL_DTYPES = (*FLOAT_DTYPES, torch.float64)
 
 
 def _check_op_inputs(values: Tensor, starts: Tensor, lengths: Tensor, row_mask: Optional[Tensor],
                      correction: int) -> None:
     if values.dim() != 2:
         raise ValueError(f"patch_pool: values must be [T, D], got {tuple(values.shape)}")
-    if values.dtype not in _POOL_DTYPES:
-        raise ValueError(f"patch_pool: values must be float32, float16, bfloat16 or float64, got {values.dtype}")
-    if starts.dtype != torch.int64 or lengths.dtype != torch.int64 or starts.dim() != 1 \
-            or starts.shape != lengths.shape:
-        raise ValueError("patch_pool: starts and lengths must be int64 [N] tensors of the same shape")
+    check_dtype(values, _POOL_DTYPES, "patch_pool", "values")
+    check_ranges(starts, lengths, "patch_pool")
     if correction < 0:
         raise ValueError(f"patch_pool: correction must be >= 0, got {correction}")
     if row_mask is not None and (row_mask.dtype != torch.bool or tuple(row_mask.shape) != (values.shape[0],)):
         raise ValueError(f"patch_pool: row_mask must be bool [T] = [{values.shape[0]}], got "
                          f"{row_mask.dtype} {tuple(row_mask.shape)}")
-    for name, t in (("values", values), ("starts", starts), ("lengths", lengths), ("row_mask", row_mask)):
-        if t is not None and not t.is_contiguous():
-            raise ValueError(f"patch_pool: {name} must be contiguous")
+    check_contiguous("patch_pool", values=values, starts=starts, lengths=lengths, row_mask=row_mask)
 
 
 def _page_rows(starts: Tensor, lengths: Tensor, row_mask: Optional[Tensor] = None):
@@ -85,28 +82,20 @@ def pool_rows_ref(values: Tensor, starts: Tensor, lengths: Tensor, correction: i
     return out
 
 
-@torch.library.custom_op("colkern::patch_pool", mutates_args=(), device_types="cpu")
-def _patch_pool_op(values: Tensor, starts: Tensor, lengths: Tensor, row_mask: Optional[Tensor],
-                   correction: int) -> Tensor:
+def _patch_pool_cpu(values: Tensor, starts: Tensor, lengths: Tensor, row_mask: Optional[Tensor],
+                    correction: int) -> Tensor:
     _check_op_inputs(values, starts, lengths, row_mask, correction)
     if values.dtype == torch.float64:
         return pool_rows_ref(values, starts, lengths, correction, row_mask=row_mask)
     out = torch.empty(starts.shape[0], 3 * values.shape[1], dtype=torch.float32)
-    _C.patch_pool(values.data_ptr(), dtype_code(values.dtype), values.shape[0], values.shape[1],
-                  starts.data_ptr(), lengths.data_ptr(), starts.shape[0],
-                  row_mask.data_ptr() if row_mask is not None else 0, correction, out.data_ptr(),
-                  torch.get_num_threads())
+    _C.patch_pool(values_ptr=values.data_ptr(), dtype=dtype_code(values.dtype), T=values.shape[0],
+                  D=values.shape[1], starts_ptr=starts.data_ptr(), lengths_ptr=lengths.data_ptr(),
+                  N=starts.shape[0], row_mask_ptr=row_mask.data_ptr() if row_mask is not None else 0,
+                  correction=correction, out_ptr=out.data_ptr(), num_threads=torch.get_num_threads())
     return out
 
 
-@_patch_pool_op.register_fake
-def _(values, starts, lengths, row_mask, correction):
-    dtype = torch.float64 if values.dtype == torch.float64 else torch.float32
-    return values.new_empty((starts.shape[0], 3 * values.shape[1]), dtype=dtype)
-
-
-@_patch_pool_op.register_kernel("cuda")
-def _(values, starts, lengths, row_mask, correction):
+def _patch_pool_cuda(values, starts, lengths, row_mask, correction):
     _check_op_inputs(values, starts, lengths, row_mask, correction)
     if values.dtype == torch.float64:
         return pool_rows_ref(values, starts, lengths, correction, row_mask=row_mask)
@@ -117,6 +106,11 @@ def _(values, starts, lengths, row_mask, correction):
         counts = torch.bincount(page, minlength=starts.shape[0])
         starts, lengths, values = torch.cumsum(counts, 0) - counts, counts, values[rows].contiguous()
     return patch_pool_triton(values, starts, lengths, correction)
+
+
+def _patch_pool_fake(values, starts, lengths, row_mask, correction):
+    dtype = torch.float64 if values.dtype == torch.float64 else torch.float32
+    return values.new_empty((starts.shape[0], 3 * values.shape[1]), dtype=dtype)
 
 
 def _setup_context(ctx, inputs, output):
@@ -146,7 +140,9 @@ def _backward(ctx, grad: Tensor):
     return grad_values.to(values.dtype), None, None, None, None
 
 
-_patch_pool_op.register_autograd(_backward, setup_context=_setup_context)
+define_op("patch_pool(Tensor values, Tensor starts, Tensor lengths, Tensor? row_mask, SymInt correction) -> Tensor",
+          cpu=_patch_pool_cpu, cuda=_patch_pool_cuda, fake=_patch_pool_fake, backward=_backward,
+          setup_context=_setup_context)
 
 
 def patch_pool(x: Docs, *, mask: Optional[Tensor] = None, lengths: Optional[Tensor] = None,

@@ -196,7 +196,8 @@ def degrade(image: Image.Image, recipe: Recipe, severity: float, *, seed: int,
         return at(1.0)
     mask = region_mask(region, image.size, severity)
     full, steps = at(1.0)
-    levels = [_as_array(_check_image(image, "degrade"))] + [_as_array(at(l)[0]) for l in (1 / 3, 2 / 3)] + [_as_array(full)]
+    levels = ([_as_array(_check_image(image, "degrade"))] + [_as_array(at(l)[0]) for l in (1 / 3, 2 / 3)]
+              + [_as_array(full)])
     pos = mask * (len(levels) - 1)                    # [H, W] in [0, 3]
     j = np.minimum(pos.astype(np.int64), len(levels) - 2)
     frac = pos - j

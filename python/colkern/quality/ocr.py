@@ -3,7 +3,7 @@
     engine = get_engine("tesseract", lang="jpn", psm=6)       # or "rapidocr"
     result = engine.recognize(page_image, timeout=10.0)      # OcrResult(text, seconds, timed_out, error)
     label = label_page(engine, page_image, ground_truth, timeout=10.0)
-    label.cer, label.wer, label.to_dict()                    # both in [0, 1]; see colkern.quality.metrics
+    label.cer, label.wer, label.to_dict()                    # both in [0, 1]; see colkern.quality.text_metrics
 
 A label is only meaningful together with the OCR configuration that produced it (engine, version,
 language, page segmentation mode, DPI, ...): the same page can have CER 0.02 under one PSM and 0.4
@@ -37,7 +37,9 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Type
 import numpy as np
 from PIL import Image
 
-from .metrics import METRIC_VERSION, cer, wer
+from ._images import flatten_alpha, image_dpi
+from ._rapidocr_worker import serve_rapidocr
+from .text_metrics import METRIC_VERSION, cer, wer
 
 __all__ = ["OcrEngine", "OcrResult", "OcrLabel", "TesseractEngine", "RapidOcrEngine", "get_engine",
            "available_engines", "label_page", "OcrEngineError"]
@@ -125,18 +127,7 @@ def _as_page_image(image: Image.Image) -> Image.Image:
         raise ValueError(f"recognize: image is empty ({image.width}x{image.height})")
     if image.mode in ("L", "RGB"):
         return image
-    if image.mode in ("RGBA", "LA", "P", "PA") and ("A" in image.mode or "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def _image_dpi(image: Image.Image) -> Optional[int]:
-    dpi = image.info.get("dpi")
-    if isinstance(dpi, (tuple, list)) and dpi and dpi[0]:
-        return int(round(float(dpi[0])))
-    return None
+    return flatten_alpha(image).convert("RGB")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +206,7 @@ class TesseractEngine(OcrEngine):
     def recognize(self, image: Image.Image, *, timeout: float) -> OcrResult:
         timeout = _check_timeout(timeout)
         image = _as_page_image(image)
-        dpi = self._dpi or _image_dpi(image) or 300
+        dpi = self._dpi or image_dpi(image) or 300
         buf = io.BytesIO()
         image.save(buf, format="PNG", compress_level=1)  # fast: the bytes only cross a pipe
         cmd = [self._binary, "stdin", "stdout", "-l", self._lang, "--psm", str(self._psm),
@@ -249,39 +240,13 @@ class TesseractEngine(OcrEngine):
 # RapidOCR
 
 
-def _rapidocr_worker(conn, params: Dict[str, Any]) -> None:
-    """Worker process: build RapidOCR once, then answer ("ocr", gray uint8 [H, W]) requests."""
-    try:
-        from rapidocr import RapidOCR
-
-        ocr = RapidOCR(params=params)
-        ocr(np.full((64, 256), 255, np.uint8))  # loads the lazily created det/cls/rec sessions now
-    except BaseException as e:  # report anything, including import errors, then exit
-        conn.send(("error", f"{type(e).__name__}: {e}"))
-        conn.close()
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        try:
-            out = ocr(msg)
-            txts = list(out.txts) if out.txts is not None else []
-            conn.send(("ok", "\n".join(txts)))
-        except Exception as e:  # a bad page must not kill the worker
-            conn.send(("error", f"{type(e).__name__}: {e}"))
-
-
 @functools.lru_cache(maxsize=None)
 def _rapidocr_version() -> str:
     try:
         from rapidocr._version import __version__
     except ImportError as e:
-        raise OcrEngineError(f"RapidOcrEngine: rapidocr is not installed ({e}); pip install rapidocr onnxruntime") from e
+        raise OcrEngineError(f"RapidOcrEngine: rapidocr is not installed ({e}); "
+                             "pip install rapidocr onnxruntime") from e
     return str(__version__)
 
 
@@ -344,7 +309,7 @@ class RapidOcrEngine(OcrEngine):
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_rapidocr_worker, args=(child, self._params()), daemon=True,
+        proc = ctx.Process(target=serve_rapidocr, args=(child, self._params()), daemon=True,
                            name="colkern-rapidocr")
         proc.start()
         child.close()
@@ -440,11 +405,11 @@ def get_engine(name: str, **kwargs) -> OcrEngine:
 class OcrLabel:
     """One OCR engine's quality on one page image.
 
-    cer / wer: bounded error rates in [0, 1] (colkern.quality.metrics; 1 on timeout / error);
+    cer / wer: bounded error rates in [0, 1] (colkern.quality.text_metrics; 1 on timeout / error);
     engine / version / lang / config: what produced the text (config includes per-call settings
     such as the DPI actually passed); seconds: OCR wall time; timed_out / error: failure status;
     text: the raw OCR output (kept so labels can be re-scored if the metric changes);
-    metric_version: colkern.quality.metrics.METRIC_VERSION used for cer / wer.
+    metric_version: colkern.quality.text_metrics.METRIC_VERSION used for cer / wer.
     """
 
     cer: float

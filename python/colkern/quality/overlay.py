@@ -6,7 +6,7 @@
 
 Method (sliding-window page model): for every patch, the patches of the window x window
 neighbourhood around it (clipped at the page border) are pooled exactly as a whole page is
-pooled for the model (features.pool_features: [mean | max | std] over the window's patches, the
+pooled for the model (encoders.pool_features: [mean | max | std] over the window's patches, the
 same over its content patches, content_frac of the window) and the page-level model predicts
 from that vector. The value is therefore "the error rate the model predicts for a page that
 looks everywhere like this neighbourhood". No second model and no attribution heuristics: the
@@ -31,10 +31,11 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..ops import patch_pool
-from .features import ImageLike, PatchFeatures, global_features
 from .._atomic import atomic_write_bytes
-from .predictor import QualityPredictor
+from ..ops import patch_pool
+from .encoders.patches import ImageLike, PatchFeatures
+from .encoders.pooling import global_features
+from .model import QualityPredictor
 
 _CHUNK_BYTES = 256 << 20  # gathered window features per chunk: bounds memory for 2048-d hidden states
 

@@ -22,44 +22,81 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from .dataset import Dataset
-from .features import PixelPatchEncoder, page_features
-from .glyphs import GlyphPatchEncoder
 from .._atomic import atomic_write_bytes
-from .predictor import QualityPredictor, bootstrap_metrics, save_scatter, verdict
+from .dataset.store import Dataset
+from .encoders.glyph import GlyphPatchEncoder
+from .encoders.pixel import PixelPatchEncoder
+from .encoders.pooling import page_features, pool_features
+from .model import QualityPredictor
+from .report import save_scatter
+from .stats import bootstrap_metrics
+from .verdict import verdict
 
-SHIPPED_MODELS = {"tesseract": "tesseract-eng.colq", "rapidocr": "rapidocr-eng.colq"}
+# The shipped predictors, one per OCR engine and page language (colkern.quality.models/).
+SHIPPED_MODELS = {("tesseract", "eng"): "tesseract-eng.colq", ("tesseract", "jpn"): "tesseract-jpn.colq",
+                  ("rapidocr", "eng"): "rapidocr-eng.colq", ("rapidocr", "jpn"): "rapidocr-jpn.colq"}
 DEFAULT_DPI = 150
 _BATCH = 32  # pages encoded per patch_pool call
 
 
-def shipped_model_path(engine: str) -> str:
-    """Path of the predictor trained by the project for `engine` ("tesseract" or "rapidocr")."""
-    if engine not in SHIPPED_MODELS:
-        raise ValueError(f"no shipped model for engine {engine!r}; shipped: {', '.join(SHIPPED_MODELS)}")
-    path = resources.files("colkern.quality") / "models" / SHIPPED_MODELS[engine]
+def shipped_models() -> List[tuple]:
+    """(engine, lang) of every shipped predictor."""
+    return sorted(SHIPPED_MODELS)
+
+
+def shipped_model_path(engine: str, lang: str = "eng") -> str:
+    """Path of the predictor trained by the project for `engine` ("tesseract" or "rapidocr") on
+    pages in `lang` ("eng" or "jpn")."""
+    key = (engine, lang)
+    if key not in SHIPPED_MODELS:
+        known = ", ".join(f"{e}/{l}" for e, l in sorted(SHIPPED_MODELS))
+        engines = sorted({e for e, _ in SHIPPED_MODELS})
+        if engine not in engines:
+            raise ValueError(f"no shipped model for engine {engine!r}; engines: {', '.join(engines)} "
+                             f"(shipped: {known})")
+        raise ValueError(f"no shipped {engine} model for language {lang!r}; languages: "
+                         f"{', '.join(sorted(l for e, l in SHIPPED_MODELS if e == engine))} (shipped: {known})")
+    path = resources.files("colkern.quality") / "models" / SHIPPED_MODELS[key]
     if not path.is_file():
-        raise FileNotFoundError(f"the shipped {engine} model {path} is missing from this installation")
+        raise FileNotFoundError(f"the shipped {engine}/{lang} model {path} is missing from this installation")
     return str(path)
 
 
-def load_model(model: Optional[str] = None, engine: str = "tesseract") -> QualityPredictor:
-    """A predictor from a model file, or the shipped one for `engine` when `model` is None."""
-    return QualityPredictor.load(model if model is not None else shipped_model_path(engine))
+def load_model(model: Optional[str] = None, engine: str = "tesseract", lang: str = "eng") -> QualityPredictor:
+    """A predictor from a model file, or the shipped one for `engine` and `lang` when `model` is None."""
+    return QualityPredictor.load(model if model is not None else shipped_model_path(engine, lang))
 
 
-WEIGHT_FREE_ENCODERS = {"glyph": GlyphPatchEncoder, "pixel": PixelPatchEncoder}
 DEFAULT_ENCODER = "glyph"
 
 
+def _encoder_classes() -> Dict[str, type]:
+    from .encoders.ppocr import PPOCRPatchEncoder
+
+    return {"glyph": GlyphPatchEncoder, "pixel": PixelPatchEncoder, "ppocr": PPOCRPatchEncoder}
+
+
+BUILT_IN_ENCODERS = ("glyph", "pixel", "ppocr", "concat")
+
+
 def make_encoder(name: str = DEFAULT_ENCODER, params: Optional[dict] = None):
-    """The weight-free feature encoder a model names: "glyph" (the default, GlyphPatchEncoder)
-    or "pixel" (PixelPatchEncoder). A ColPali encoder needs a model directory: build it with
-    colkern.quality.features.ColPaliFeatureEncoder."""
-    if name not in WEIGHT_FREE_ENCODERS:
-        raise ValueError(f"encoder {name!r} is not built in (built in: {', '.join(WEIGHT_FREE_ENCODERS)}); "
-                         f"ColPali features need colkern.quality.features.ColPaliFeatureEncoder and a model")
-    return WEIGHT_FREE_ENCODERS[name](**(params or {}))
+    """The encoder a model names, built from its stored params: "glyph" (the default,
+    GlyphPatchEncoder), "pixel" (PixelPatchEncoder), "ppocr" (PPOCRPatchEncoder: the PP-OCR
+    detector's feature map) or "concat" (ConcatPatchEncoder; params {"parts": [{"name",
+    "params"}, ...]}). A ColPali encoder needs a model directory: build it with
+    colkern.quality.encoders.ColPaliFeatureEncoder."""
+    if name == "concat":
+        from .encoders.combined import ConcatPatchEncoder
+
+        parts = (params or {}).get("parts")
+        if not isinstance(parts, list) or not parts:
+            raise ValueError(f"encoder 'concat' needs params {{'parts': [...]}}, got {params!r}")
+        return ConcatPatchEncoder([make_encoder(p["name"], p.get("params")) for p in parts])
+    classes = _encoder_classes()
+    if name not in classes:
+        raise ValueError(f"encoder {name!r} is not built in (built in: {', '.join(BUILT_IN_ENCODERS)}); "
+                         f"ColPali features need colkern.quality.encoders.ColPaliFeatureEncoder and a model")
+    return classes[name](**(params or {}))
 
 
 # -- features of a data set ----------------------------------------------------------------------
@@ -115,6 +152,9 @@ def engine_config(dataset: Dataset, engine: str) -> dict:
     dpi = build.get("dpi")
     config["dpi"] = dpi[0] if isinstance(dpi, list) and len(dpi) == 1 else dpi
     config["langs"] = build.get("langs")
+    langs = sorted(build.get("langs") or {}) or sorted({s.lang for s in dataset})
+    if len(langs) == 1:
+        config["lang"] = langs[0]  # the page language the model is for (predict --lang)
     return config
 
 
@@ -122,9 +162,11 @@ def engine_config(dataset: Dataset, engine: str) -> dict:
 
 
 def train_predictor(dataset: Dataset, engine: str, *, encoder=None, cv_folds: int = 0, seed: int = 0,
-                    lgbm_params: Optional[dict] = None, progress: bool = False):
+                    lgbm_params: Optional[dict] = None, calibrate: bool = True, progress: bool = False):
     """Fits a QualityPredictor on every sample of `dataset` for `engine`'s CER and WER.
-    cv_folds >= 2 also runs grouped k-fold cross-validation first. -> (model, CVReport or None)."""
+    cv_folds >= 2 also runs grouped k-fold cross-validation first and, with `calibrate`, fits the
+    model's calibration on its out-of-fold predictions (QualityPredictor.calibrate).
+    -> (model, CVReport of the raw out-of-fold predictions, or None)."""
     encoder = encoder or make_encoder()
     if engine not in dataset.engines:
         raise ValueError(f"the data set at {dataset.root} has no {engine!r} labels (it has {dataset.engines})")
@@ -133,7 +175,10 @@ def train_predictor(dataset: Dataset, engine: str, *, encoder=None, cv_folds: in
     groups = dataset.groups()
     model = QualityPredictor.for_encoder(encoder, engine, lgbm_params=lgbm_params,
                                          engine_config=engine_config(dataset, engine))
-    cv = model.cross_validate(X, y, groups, n_splits=cv_folds, seed=seed) if cv_folds >= 2 else None
+    cv = None
+    if cv_folds >= 2:
+        run = model.calibrate if calibrate else model.cross_validate
+        cv = run(X, y, groups, n_splits=cv_folds, seed=seed)
     model.fit(X, y, groups=groups)
     model.training["dataset"] = {"path": os.path.basename(dataset.root), "samples": len(dataset),
                                  "sources": int(groups.max() + 1) if len(groups) else 0,
@@ -154,9 +199,12 @@ class Evaluation:
     def summary(self) -> str:
         lines = [f"{self.n} held-out pages from {self.sources} source documents"]
         for target, ms in self.metrics.items():
-            parts = [f"{name} {m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" for name, m in ms.items()]
-            lines.append(f"  {target}: " + ", ".join(parts))
+            lines.append(f"  {target}: " + ", ".join(f"{name} {_ci_text(m)}" for name, m in ms.items()))
         return "\n".join(lines)
+
+
+def _ci_text(m: dict) -> str:
+    return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
 
 
 def evaluate_predictor(model: QualityPredictor, dataset: Dataset, report_dir: Optional[str] = None, *,
@@ -189,45 +237,85 @@ def _write_report(ev: Evaluation, model: QualityPredictor, dataset: Dataset, rep
     atomic_write_bytes(os.path.join(report_dir, "report.json"), json.dumps(doc, indent=2).encode())
     rows = ["| target | pearson | spearman | MAE | AUC (> 0.1) |", "|---|---:|---:|---:|---:|"]
     for t, ms in ev.metrics.items():
-        cells = [f"{ms[k]['value']:.3f} [{ms[k]['low']:.3f}, {ms[k]['high']:.3f}]" for k in ("pearson", "spearman", "mae", "auc")]
+        cells = [_ci_text(ms[k]) for k in ("pearson", "spearman", "mae", "auc")]
         rows.append(f"| {t} | " + " | ".join(cells) + " |")
     text = f"# OCR quality predictor, held-out evaluation\n\n{ev.summary()}\n\n" + "\n".join(rows) + "\n"
     atomic_write_bytes(os.path.join(report_dir, "report.md"), text.encode())
 
 
-# -- prediction on files -----------------------------------------------------------------------
+# -- prediction on pages ------------------------------------------------------------------------
 
 
 @dataclass
 class PagePrediction:
-    file: str
-    page: Optional[int]  # 0-based page of a PDF; None for an image file
+    """One page's prediction. file: the path, or None for an in-memory image; page: 0-based page
+    of a PDF, None for an image; cer / wer: predicted (calibrated) error rates, None when the page
+    could not be read or holds no text; verdict: "good" / "fair" / "poor" (colkern.quality.verdict),
+    "empty" (no text) or "error"; overlay: path of the written overlay PNG; error: why there is no
+    prediction; input: index of the input the page came from."""
+
+    file: Optional[str]
+    page: Optional[int]
     cer: Optional[float]
     wer: Optional[float]
     verdict: str
     overlay: Optional[str] = None
     error: Optional[str] = None
+    input: Optional[int] = None
+
+    def to_dict(self) -> dict:
+        """JSON-able, pages 1-based as the CLI prints them."""
+        return {"file": self.file, "page": None if self.page is None else self.page + 1, "cer": self.cer,
+                "wer": self.wer, "verdict": self.verdict, "overlay": self.overlay, "error": self.error}
 
 
-def iter_input_pages(paths: Sequence[str], dpi: int):
+def _check_pages(pages) -> Optional[List[int]]:
+    if pages is None:
+        return None
+    pages = [pages] if isinstance(pages, int) else list(pages)
+    if not pages or any(isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0 for p in pages):
+        raise ValueError(f"pages must be non-negative 0-based page numbers, got {pages!r}")
+    return [int(p) for p in pages]
+
+
+def iter_pdf(path: str, dpi: int, pages: Optional[Sequence[int]] = None):
+    """(page or None, grey PIL image or None, error or None) for the selected pages of a PDF (all
+    when pages is None; numbers past the end are skipped); a file that cannot be opened yields one
+    (None, None, error), a page that cannot be rendered its error."""
+    import pymupdf
+
+    from ..documents.pdf import render_open_page
+
+    try:
+        doc = pymupdf.open(path)
+    except Exception as e:  # PyMuPDF raises its own types for damaged files
+        yield None, None, f"not a readable PDF ({e})"
+        return
+    with doc:
+        if doc.needs_pass:
+            yield None, None, "the PDF is encrypted"
+            return
+        for n in (range(doc.page_count) if pages is None else [p for p in pages if p < doc.page_count]):
+            try:
+                yield n, render_open_page(doc[n], dpi, gray=True), None
+            except Exception as e:
+                yield n, None, f"cannot render page {n + 1} ({e})"
+
+
+def iter_input_pages(paths: Sequence[str], dpi: int, pages: Optional[Sequence[int]] = None):
     """(file, page or None, PIL image or None, error or None) for every page of the PDFs and every
-    image file in `paths`; a file or page that cannot be read yields its error and the rest go on."""
+    image file in `paths`; a file or page that cannot be read yields its error and the rest go on.
+    pages: 0-based page numbers to take from each PDF (None: all)."""
     from PIL import Image
 
-    from ..pdf import FileFailure, PageFailure, iter_pdf_pages
-
     for path in paths:
+        path = os.fspath(path)
         if not os.path.exists(path):
             yield path, None, None, "no such file"
             continue
         if path.lower().endswith(".pdf"):
-            for item in iter_pdf_pages([path], dpi=dpi):
-                if isinstance(item, FileFailure):
-                    yield item.file, None, None, item.error
-                elif isinstance(item, PageFailure):
-                    yield item.file, item.page, None, item.error
-                else:
-                    yield item.file, item.page, item.image, None
+            for page, image, error in iter_pdf(path, dpi, pages):
+                yield path, page, image, error
             continue
         try:
             with Image.open(path) as im:
@@ -237,31 +325,47 @@ def iter_input_pages(paths: Sequence[str], dpi: int):
             yield path, None, None, f"not a readable image ({e})"
 
 
-def predict_files(paths: Iterable[str], model: QualityPredictor, *, overlay_dir: Optional[str] = None,
-                  dpi: Optional[int] = None) -> List[PagePrediction]:
-    """Predicted CER / WER and a verdict for every page of the given PDFs and images."""
-    from .features import pool_features
+def predict_page(model: QualityPredictor, encoder, image, *, file: Optional[str] = None,
+                 page: Optional[int] = None, overlay_dir: Optional[str] = None,
+                 overlay_name: Optional[str] = None, input: Optional[int] = None) -> PagePrediction:
+    """One page image -> its PagePrediction (and overlay PNG in overlay_dir, named overlay_name)."""
     from .overlay import patch_quality_map, save_overlay
 
+    try:
+        feats = encoder.encode(image)
+    except (TypeError, ValueError) as e:
+        return PagePrediction(file, page, None, None, "error", error=f"not a usable page image ({e})", input=input)
+    if feats.content is not None and not bool(feats.content.any()):
+        return PagePrediction(file, page, None, None, "empty", error="no text on the page", input=input)
+    pred = model.predict(pool_features([feats], **model.pooling))
+    cer = float(pred["cer"][0])
+    wer = float(pred["wer"][0]) if "wer" in pred else None
+    row = PagePrediction(file, page, cer, wer, verdict(cer), input=input)
+    if overlay_dir:
+        os.makedirs(overlay_dir, exist_ok=True)
+        row.overlay = os.path.join(overlay_dir, overlay_name or f"page-{input}.png")
+        save_overlay(image, patch_quality_map(model, feats), row.overlay, patch=feats.patch)
+    return row
+
+
+def overlay_stem(file: Optional[str], page: Optional[int], index: int) -> str:
+    stem = os.path.splitext(os.path.basename(file))[0] if file else f"image-{index + 1}"
+    return stem + (f"-p{page + 1}" if page is not None else "") + ".png"
+
+
+def predict_files(paths: Iterable[str], model: QualityPredictor, *, overlay_dir: Optional[str] = None,
+                  dpi: Optional[int] = None, pages: Optional[Sequence[int]] = None) -> List[PagePrediction]:
+    """Predicted CER / WER and a verdict for every page of the given PDFs and images.
+    pages: 0-based page numbers to take from each PDF (None: all). See also colkern.quality.predict,
+    which also takes in-memory images and picks the shipped model by engine and language."""
     encoder = make_encoder(model.encoder_name, model.encoder_params)
     dpi = dpi or model.engine_config.get("dpi") or DEFAULT_DPI
     out: List[PagePrediction] = []
-    for file, page, image, error in iter_input_pages(list(paths), int(dpi)):
-        if image is None:
-            out.append(PagePrediction(file, page, None, None, "error", error=error))
-            continue
-        feats = encoder.encode(image)
-        if feats.content is not None and not bool(feats.content.any()):
-            out.append(PagePrediction(file, page, None, None, "empty", error="no text on the page"))
-            continue
-        pred = model.predict(pool_features([feats], **model.pooling))
-        cer = float(pred["cer"][0])
-        wer = float(pred["wer"][0]) if "wer" in pred else None
-        row = PagePrediction(file, page, cer, wer, verdict(cer))
-        if overlay_dir:
-            os.makedirs(overlay_dir, exist_ok=True)
-            stem = os.path.splitext(os.path.basename(file))[0] + (f"-p{page + 1}" if page is not None else "")
-            row.overlay = os.path.join(overlay_dir, stem + ".png")
-            save_overlay(image, patch_quality_map(model, feats), row.overlay, patch=feats.patch)
-        out.append(row)
+    for index, path in enumerate(paths):
+        for file, page, image, error in iter_input_pages([path], int(dpi), _check_pages(pages)):
+            if image is None:
+                out.append(PagePrediction(file, page, None, None, "error", error=error, input=index))
+                continue
+            out.append(predict_page(model, encoder, image, file=file, page=page, overlay_dir=overlay_dir,
+                                    overlay_name=overlay_stem(file, page, index), input=index))
     return out

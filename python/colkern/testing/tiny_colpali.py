@@ -22,11 +22,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Union
 
 import torch
 
-PathLike = Union[str, "os.PathLike[str]"]
+from .._types import PathLike
 
 # Gemma's special-token order for the first four ids; <image> is PaliGemma's image placeholder.
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<image>"]
@@ -86,7 +85,7 @@ def make_tiny_colpali(*, seed: int = 0, image_size: int = 56, patch_size: int = 
       Gemma's MLP width; vocab_size: BPE vocabulary before PaliGemma's 1152 location/segmentation
       tokens. The projection is 128-d, as in every ColPali. Same arguments, same weights.
     """
-    from .._torchvision_compat import import_colpali_engine
+    from ..colpali import import_colpali_engine
 
     _check_sizes(image_size, patch_size, hidden_size, vision_hidden_size, num_heads, num_layers,
                  intermediate_size, vocab_size)
@@ -126,7 +125,7 @@ def build_tiny_colpali(path: PathLike, *, seed: int = 0, **sizes) -> Path:
     never holds a half-written model. -> Path of the saved model.
     Raises FileExistsError if `path` is a file or a non-empty directory.
     """
-    from ..colpali import quiet_transformers
+    from ..colpali.encoder import quiet_transformers
 
     target = Path(path)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):

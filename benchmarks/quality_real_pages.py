@@ -1,0 +1,157 @@
+"""Real pages for the OCR quality predictors: pages of documentation PDFs that Debian packages
+install, degraded with colkern.quality.degrade's recipes and labelled by the real engines, then the
+shipped models scored on them (never trained or tuned on them).
+
+    apt-get install maint-guide maint-guide-ja developers-reference developers-reference-ja \\
+        debian-policy gri-pdf-doc debian-edu-doc-ja
+    python benchmarks/quality_real_pages.py build  /work/qdata/real  # resumable; OCR takes a while
+    python benchmarks/quality_real_pages.py evaluate /work/qdata/real --out benchmarks/results/quality-real-pages
+
+English: Debian Developer's Reference (Sphinx / LaTeX), Debian Policy (Sphinx), the Filesystem
+Hierarchy Standard (DocBook), the gri manual (texinfo), the New Maintainers' Guide (DocBook /
+dblatex, A4). Japanese: the Japanese Developer's Reference and New Maintainers' Guide, the Debian
+Edu bookworm manual. Not used (kept for an independent evaluation): libtasn1-doc,
+shared-mime-info, r-doc-pdf, auto-multiple-choice-doc-pdf, docbook-xsl-doc-pdf, siscone-doc-pdf,
+why3-doc-pdf and the Japanese text of debian-reference-ja, debian-faq-ja, aptitude-doc-ja.
+
+Pages: per PDF, the first page at or after 25%, 50% and 75% of the document with at least
+MIN_CHARS characters in its text layer (the ground truth, PyMuPDF's get_text(sort=True)), rendered
+at 150 dpi, grey.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import sys
+
+SOURCES = {
+    "eng": ["/usr/share/developers-reference/developers-reference.pdf",
+            "/usr/share/doc/debian-policy/policy.pdf.gz",
+            "/usr/share/doc/debian-policy/fhs/fhs-3.0.pdf.gz",
+            "/usr/share/doc/gri/gri.pdf.gz",
+            "/usr/share/doc/maint-guide/maint-guide.en.pdf"],
+    "jpn": ["/usr/share/developers-reference/ja/developers-reference.pdf",
+            "/usr/share/doc/maint-guide-ja/maint-guide.ja.pdf",
+            "/usr/share/doc/debian-edu-doc-ja/debian-edu-bookworm-manual.pdf"],
+}
+FRACTIONS = (0.25, 0.5, 0.75)
+MIN_CHARS = {"eng": 1200, "jpn": 600}
+DPI = 150
+
+
+def _local_pdf(path: str, work: str) -> str:
+    """PDFs shipped gzipped are unpacked into work/src (PyMuPDF reads plain files)."""
+    if not path.endswith(".gz"):
+        return path
+    os.makedirs(os.path.join(work, "src"), exist_ok=True)
+    out = os.path.join(work, "src", os.path.basename(path)[:-3])
+    if not os.path.exists(out):
+        with gzip.open(path, "rb") as f, open(out + ".tmp", "wb") as g:
+            shutil.copyfileobj(f, g)
+        os.replace(out + ".tmp", out)
+    return out
+
+
+def real_sources(lang: str, work: str):
+    import pymupdf
+
+    from colkern.quality.synth import pages_from_pdf
+
+    out = []
+    for path in SOURCES[lang]:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} is missing: install the Debian package that ships it (see the docstring)")
+        pdf = _local_pdf(path, work)
+        with pymupdf.open(pdf) as doc:
+            n = doc.page_count
+            chosen = []
+            for frac in FRACTIONS:
+                for k in range(int(frac * n), n):
+                    if k not in chosen and len(doc[k].get_text("text").strip()) >= MIN_CHARS[lang]:
+                        chosen.append(k)
+                        break
+        for page in pages_from_pdf(pdf, lang=lang, dpi=DPI, pages=chosen):
+            page.meta["package_file"] = path
+            out.append(page)
+    return out
+
+
+def build(work: str, variants: int, workers: int, engines) -> None:
+    from colkern.quality.dataset import build_dataset
+
+    for lang in ("eng", "jpn"):
+        sources = real_sources(lang, work)
+        print(f"{lang}: {len(sources)} real source pages", flush=True)
+        report = build_dataset(os.path.join(work, f"real-{lang}"), sources=sources, variants_per_source=variants,
+                               engines=tuple(engines), seed=20 if lang == "eng" else 21, workers=workers,
+                               timeout=60.0, progress=False)
+        print(report.summary(), flush=True)
+
+
+def evaluate(work: str, out_dir: str, n_bootstrap: int) -> dict:
+
+    from colkern.quality.dataset import load_dataset
+    from colkern.quality.pipeline import dataset_features, load_model, make_encoder, shipped_models
+    from colkern.quality.stats import bootstrap_metrics
+
+    results = {}
+    for engine, lang in shipped_models():
+        root = os.path.join(work, f"real-{lang}")
+        if not os.path.isdir(root):
+            continue
+        ds = load_dataset(root)
+        if engine not in ds.engines or not len(ds):
+            continue
+        model = load_model(engine=engine, lang=lang)
+        X = dataset_features(ds, make_encoder(model.encoder_name, model.encoder_params))
+        pred = model.predict(X)["cer"]
+        y = ds.targets(engine, "cer")
+        m = bootstrap_metrics(y, pred, ds.groups(), n_bootstrap=n_bootstrap)
+        files = sorted({os.path.basename(s.source.get("package_file", s.source.get("file", "?"))) for s in ds})
+        results[f"{engine}/{lang}"] = {
+            "pages": len(ds), "sources": int(ds.groups().max() + 1), "pdfs": files,
+            "model": os.path.basename(model.path), "encoder": model.encoder_name,
+            "label_cer": {"mean": float(y.mean()), "frac_above_0.1": float((y > 0.1).mean())},
+            "metrics": {k: {"value": v.value, "low": v.low, "high": v.high} for k, v in m.items()}}
+        print(f"{engine}/{lang}: {len(ds)} pages, " + ", ".join(f"{k} {v}" for k, v in m.items()), flush=True)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "real-pages.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    rows = ["| engine / lang | pages (sources) | Spearman | Pearson | MAE | AUC (CER > 0.1) |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for k, r in results.items():
+        m = r["metrics"]
+        cell = {n: f"{m[n]['value']:.3f} [{m[n]['low']:.3f}, {m[n]['high']:.3f}]" for n in m}
+        rows.append(f"| {k} | {r['pages']} ({r['sources']}) | {cell['spearman']} | {cell['pearson']} | "
+                    f"{m['mae']['value']:.3f} | {cell['auc']} |")
+    with open(os.path.join(out_dir, "real-pages.md"), "w") as f:
+        f.write("# Shipped OCR quality models on degraded real pages (Debian documentation PDFs)\n\n"
+                + "\n".join(rows) + "\n")
+    return results
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("work")
+    b.add_argument("--variants", type=int, default=3)
+    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--engines", default="tesseract,rapidocr")
+    e = sub.add_parser("evaluate")
+    e.add_argument("work")
+    e.add_argument("--out", required=True)
+    e.add_argument("--bootstrap", type=int, default=1000)
+    args = ap.parse_args(argv)
+    if args.cmd == "build":
+        build(args.work, args.variants, args.workers, [s for s in args.engines.split(",") if s])
+    else:
+        evaluate(args.work, args.out, args.bootstrap)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
