@@ -17,6 +17,7 @@
 #include "colkern/dtype.h"
 #include "cpu/hamming/hamming.h"
 #include "cpu/maxsim/maxsim.h"
+#include "cpu/maxsim_backward/maxsim_backward.h"
 #ifdef COLKERN_HAVE_AMX_BF16
 #include "cpu/maxsim/maxsim_avx512_amx.h"
 #endif
@@ -54,6 +55,8 @@ py::dict isa_info() {
   if (maxsim::amx_bf16_usable()) extensions.emplace_back("amx_bf16");
 #endif
   d["extensions"] = extensions;
+  // How the SIMD MaxSim kernels widen bf16 documents (bf16_widen_in_registers()).
+  d["bf16_widen"] = bf16_widen_in_registers() ? "registers" : "buffer";
   return d;
 }
 
@@ -155,6 +158,43 @@ void bind_maxsim(py::module_& m) {
       py::arg("starts_ptr"), py::arg("lengths_ptr"), py::arg("N"), py::arg("k"), py::arg("out_scores_ptr"),
       py::arg("out_indices_ptr"), py::arg("num_threads"),
       "MaxSim top-k: [B, min(k, N)] float32 scores and int64 indices, best first.");
+}
+
+void bind_maxsim_backward(py::module_& m) {
+  m.def(
+      "maxsim_argmax",
+      [](Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
+         Address values_ptr, DType values_dtype, int64_t T, Address starts_ptr, Address lengths_ptr,
+         int64_t N, Address out_ptr, Address argmax_ptr, int num_threads) {
+        const auto p = maxsim_problem(q_ptr, q_dtype, B, Lq, D, q_mask_ptr, values_ptr, values_dtype, T,
+                                      starts_ptr, lengths_ptr, N);
+        py::gil_scoped_release release;
+        maxsim_backward::scores_argmax(p, ptr<float>(out_ptr), ptr<int32_t>(argmax_ptr), num_threads);
+      },
+      py::kw_only(), py::arg("q_ptr"), py::arg("q_dtype"), py::arg("B"), py::arg("Lq"), py::arg("D"),
+      py::arg("q_mask_ptr"), py::arg("values_ptr"), py::arg("values_dtype"), py::arg("T"),
+      py::arg("starts_ptr"), py::arg("lengths_ptr"), py::arg("N"), py::arg("out_ptr"), py::arg("argmax_ptr"),
+      py::arg("num_threads"),
+      "MaxSim scores [B, N] float32 into out_ptr and the winning local row [B, Lq, N] int32 into "
+      "argmax_ptr (-1: masked token or empty document; ties to the lowest row).");
+  m.def(
+      "maxsim_backward",
+      [](Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
+         Address values_ptr, DType values_dtype, int64_t T, Address starts_ptr, Address lengths_ptr,
+         int64_t N, Address grad_ptr, Address argmax_ptr, Address dq_ptr, Address dvalues_ptr,
+         int num_threads) {
+        const auto p = maxsim_problem(q_ptr, q_dtype, B, Lq, D, q_mask_ptr, values_ptr, values_dtype, T,
+                                      starts_ptr, lengths_ptr, N);
+        py::gil_scoped_release release;
+        maxsim_backward::backward(p, ptr<const float>(grad_ptr), ptr<const int32_t>(argmax_ptr),
+                                  ptr<float>(dq_ptr), ptr<float>(dvalues_ptr), num_threads);
+      },
+      py::kw_only(), py::arg("q_ptr"), py::arg("q_dtype"), py::arg("B"), py::arg("Lq"), py::arg("D"),
+      py::arg("q_mask_ptr"), py::arg("values_ptr"), py::arg("values_dtype"), py::arg("T"),
+      py::arg("starts_ptr"), py::arg("lengths_ptr"), py::arg("N"), py::arg("grad_ptr"), py::arg("argmax_ptr"),
+      py::arg("dq_ptr"), py::arg("dvalues_ptr"), py::arg("num_threads"),
+      "MaxSim backward: dQ [B, Lq, D] and dvalues [T, D] float32 from grad [B, N] float32 and the "
+      "argmax of maxsim_argmax.");
 }
 
 void bind_maxsim_bits(py::module_& m) {
@@ -269,6 +309,7 @@ PYBIND11_MODULE(_C, m) {
       py::arg("threads"), "Measured fp32 FMA ceiling (GFLOP/s) of the active ISA level.");
   bind_enums(m);
   bind_maxsim(m);
+  bind_maxsim_backward(m);
   bind_maxsim_bits(m);
   bind_hamming(m);
   bind_patch_pool(m);

@@ -12,6 +12,7 @@
 #include "colkern/dtype.h"
 #include "cpu/hamming/hamming.h"
 #include "cpu/maxsim/maxsim.h"
+#include "cpu/maxsim_backward/maxsim_backward.h"
 #include "cpu/maxsim_bits/maxsim_bits.h"
 #include "cpu/pack_bits/pack_bits.h"
 #include "cpu/patch_pool/patch_pool.h"
@@ -40,6 +41,40 @@ struct Case {
   DType dtype;
   bool mask;
 };
+
+// The training pair (maxsim_backward/): the argmax forward must give maxsim's scores, and every
+// ISA level the scalar oracle's argmax (inputs are multiples of 1/8, so ties are frequent and
+// exact: the lowest row must win everywhere) and gradients, bit for bit.
+void check_argmax_backward(const maxsim::Problem& p, const std::vector<float>& expect_scores,
+                           std::mt19937& rng) {
+  const size_t n_arg = p.B * p.Lq * p.N;
+  std::vector<float> grad(p.B * p.N);
+  for (auto& g : grad) g = static_cast<float>(static_cast<int>(rng() % 9) - 4) / 4.f;
+  std::vector<int32_t> arg_ref(n_arg), arg(n_arg);
+  std::vector<float> scores(p.B * p.N), dq_ref(p.B * p.Lq * p.D), dv_ref(p.T * p.D), dq(dq_ref.size()),
+      dv(dv_ref.size());
+  set_isa_cap(Isa::Scalar);
+  maxsim_backward::scores_argmax(p, scores.data(), arg_ref.data(), 2);
+  maxsim_backward::backward(p, grad.data(), arg_ref.data(), dq_ref.data(), dv_ref.data(), 2);
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(detected_isa()) || !isa_compiled(isa)) continue;
+    set_isa_cap(isa);
+    maxsim_backward::scores_argmax(p, scores.data(), arg.data(), 2);
+    maxsim_backward::backward(p, grad.data(), arg.data(), dq.data(), dv.data(), 2);
+    bool ok = scores == expect_scores && arg == arg_ref && dq == dq_ref && dv == dv_ref;
+    for (int64_t n = 0; ok && n < p.N; ++n)
+      for (int64_t t = 0; t < p.B * p.Lq; ++t) {
+        const int32_t a = arg[t * p.N + n];
+        const bool masked = p.q_mask != nullptr && p.q_mask[t] == 0;
+        if ((masked || p.lengths[n] == 0) ? a != -1 : (a < 0 || a >= p.lengths[n])) ok = false;
+      }
+    if (!ok) {
+      std::printf("FAIL maxsim_backward %s B=%lld Lq=%lld D=%lld dtype=%d\n", isa_name(isa), (long long)p.B,
+                  (long long)p.Lq, (long long)p.D, (int)p.v_dtype);
+      ++failures;
+    }
+  }
+}
 
 void run_case(const Case& c, std::mt19937& rng) {
   std::uniform_int_distribution<int> small(-8, 8);  // k/8: exact in fp16 and bf16
@@ -101,6 +136,7 @@ void run_case(const Case& c, std::mt19937& rng) {
           ++failures;
         }
   }
+  check_argmax_backward(p, expect, rng);
 }
 
 // Every ISA level against the scalar oracle, bit for bit: a lambda fills `out` at the current level.
@@ -186,6 +222,11 @@ void run_bits_case(int64_t B, int64_t Lq, int64_t D, const std::vector<int64_t>&
   h.bits = vbits.data(); h.T = T; h.starts = starts.data(); h.lengths = lengths.data(); h.N = N;
   std::vector<float> ham(B * N);
   compare_isas("hamming", B * N, [&](float* out) { hamming::scores(h, out, 2); });
+  // The AVX-512 level without VPOPCNTDQ (Skylake-class: the AVX-512BW nibble-table kernel), on
+  // a CPU that has it; elsewhere this repeats the run above.
+  set_disabled_extensions("avx512_vpopcntdq");
+  compare_isas("hamming (no vpopcntdq)", B * N, [&](float* out) { hamming::scores(h, out, 2); });
+  set_disabled_extensions("");
   // And against the definition, straight from the float vectors' signs.
   hamming::scores(h, ham.data(), 2);
   for (int64_t b = 0; b < B; ++b)
@@ -319,6 +360,16 @@ int main() {
           ++cases;
         }
   run_case({1, 32, 128, {1025, 0, 6}, DType::F32, false}, rng);
+  // bf16 documents both ways at every level: widened in registers (on AMD) and through the
+  // chunk buffer (elsewhere, or disabled as here); odd D takes the kernels' single-element tail.
+  for (const char* variant : {"", "bf16_in_registers"}) {
+    set_disabled_extensions(variant);
+    for (int64_t D : {1, 2, 7, 33, 128, 130}) {
+      run_case({2, 33, D, {0, 1, 3, 5, 13, 97}, DType::BF16, true}, rng);
+      ++cases;
+    }
+  }
+  set_disabled_extensions("");
   for (int64_t D : {1, 7, 8, 129, 600})
     for (bool masked : {false, true}) {
       run_pool_case(D, {0, 1, 2, 3, 17, 70, 300}, masked, rng);
@@ -345,6 +396,12 @@ int main() {
   l[0] = 1;  // a valid range now: only the code is wrong
   bad.v_dtype = static_cast<DType>(7);
   expect_rejected("dtype code 7", [&] { maxsim::scores(bad, out.data(), 1); });
+  bad.v_dtype = DType::F32;
+  std::vector<int32_t> bad_arg{5};  // row 5 of a 1-row document
+  std::vector<float> grad1(1), dq1(1), dv1(8);
+  expect_rejected("argmax out of its document",
+                  [&] { maxsim_backward::backward(bad, grad1.data(), bad_arg.data(), dq1.data(), dv1.data(), 1); });
+  bad.v_dtype = static_cast<DType>(7);
   maxsim_bits::Problem bad_bits;
   std::vector<uint8_t> packed(8);
   bad_bits.q = q.data(); bad_bits.B = 1; bad_bits.Lq = 1; bad_bits.D = 1; bad_bits.bits = packed.data();

@@ -14,39 +14,19 @@ Layers, each importing only the ones below it (ARCHITECTURE.md):
 from ._lazy import lazy_getattr
 from ._version import __version__
 from .colpali.engine import patch_colpali_engine, score_multi_vector, unpatch_colpali_engine
-from .ops import (
-                  FLOAT_DTYPES,
-                  PackedDocs,
-                  backend_info,
-                  maxsim,
-                  maxsim_bits,
-                  maxsim_bits_ref,
-                  maxsim_bits_topk,
-                  maxsim_hamming,
-                  maxsim_hamming_ref,
-                  maxsim_hamming_topk,
-                  maxsim_ref,
-                  maxsim_topk,
-                  pack,
-                  pack_bits,
-                  pack_bits_ref,
-                  patch_pool,
-                  patch_pool_ref,
-                  set_isa,
-                  unpack_bits,
-                  use_isa,
-)
-from .retrieval import IndexFormatError, MultiVectorIndex, SearchResult, search
+from .ops import *  # noqa: F403  (the ops' public names are the package's; ops.__all__ lists them)
+from .ops import __all__ as _ops_names
+from .retrieval import Index, IndexFormatError, MultiVectorIndex, SearchResult, search
 
 # Heavier layers load on first use: `colkern.ColPaliEncoder` imports nothing from colpali-engine
 # until a model is loaded, and `colkern.QualityPredictor` pulls in LightGBM and OpenCV only when asked.
 _LAZY = {"ColPaliEncoder": (".colpali.encoder", "ColPaliEncoder"),
          "PageEmbedding": (".colpali.encoder", "PageEmbedding"),
-         "QualityPredictor": (".quality", "QualityPredictor")}
+         "QualityPredictor": (".quality", "QualityPredictor"),
+         "losses": (".losses", None),
+         "patch_pylate": (".losses", "patch_pylate"),
+         "unpatch_pylate": (".losses", "unpatch_pylate")}
 __getattr__ = lazy_getattr(__name__, _LAZY)
 
-__all__ = ["FLOAT_DTYPES", "IndexFormatError", "MultiVectorIndex", "PackedDocs", "SearchResult", "__version__",
-           "backend_info", "maxsim", "maxsim_bits", "maxsim_bits_ref", "maxsim_bits_topk", "maxsim_hamming",
-           "maxsim_hamming_ref", "maxsim_hamming_topk", "maxsim_ref", "maxsim_topk", "pack", "pack_bits",
-           "pack_bits_ref", "patch_colpali_engine", "patch_pool", "patch_pool_ref", "score_multi_vector", "search",
-           "set_isa", "unpack_bits", "unpatch_colpali_engine", "use_isa", *_LAZY]
+__all__ = [*_ops_names, "Index", "IndexFormatError", "MultiVectorIndex", "SearchResult", "__version__",
+           "patch_colpali_engine", "score_multi_vector", "search", "unpatch_colpali_engine", *_LAZY]

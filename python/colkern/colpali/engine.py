@@ -236,6 +236,38 @@ def _base_processor():
     return BaseVisualRetrieverProcessor
 
 
+def maxsim_inbatch_colkern(query: Tensor, doc: Tensor) -> Tensor:
+    """colpali-engine's `maxsim_inbatch` on colkern: zero-padded query [Bq, Lq, d] x doc
+    [Bd, Ld, d] -> [Bq, Bd] float32, every row kept (zero rows score 0, as there);
+    differentiable."""
+    return maxsim(query, doc)
+
+
+def maxsim_kd_colkern(query: Tensor, doc: Tensor) -> Tensor:
+    """colpali-engine's `maxsim_kd` on colkern: query [B, Lq, d] x its own candidates
+    doc [B, N, Ld, d] -> [B, N] float32; differentiable."""
+    return torch.stack([maxsim(query[b], doc[b]) for b in range(query.shape[0])])
+
+
+_loss_undo: List[Tuple[object, str, object]] = []
+
+
+def _patch_losses() -> None:
+    """Points colpali-engine's loss module (and the module it imports from) at colkern's
+    in-batch and per-query MaxSim; _loss_undo records what to restore."""
+    import importlib
+
+    for name in ("colpali_engine.utils.maxsim", "colpali_engine.loss.late_interaction_losses"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # an older colpali-engine without that module: nothing to patch there
+            continue
+        for attr, replacement in (("maxsim_inbatch", maxsim_inbatch_colkern), ("maxsim_kd", maxsim_kd_colkern)):
+            if hasattr(module, attr):
+                _loss_undo.append((module, attr, getattr(module, attr)))
+                setattr(module, attr, replacement)
+
+
 def _make_replacement(colpali_padding: bool) -> Callable[..., Tensor]:
     def score_multi_vector_colkern(qs, ps, batch_size: int = 128, device=None) -> Tensor:
         return score_multi_vector(qs, ps, batch_size, device, colpali_padding=colpali_padding)
@@ -252,8 +284,15 @@ def patch_colpali_engine(*, colpali_padding: bool = False) -> ColPaliEnginePatch
 
     colpali_padding: see score_multi_vector (False: exact MaxSim; True: colpali-engine's numbers).
     Idempotent: patching again with the same mode returns a handle that does not own the patch;
-    a different mode while patched raises ValueError (unpatch first). Training losses
-    (colpali_engine.loss) are left alone: they need gradients, which these kernels do not give.
+    a different mode while patched raises ValueError (unpatch first).
+
+    Training losses too: colpali_engine.loss's ColbertLoss, ColbertPairwiseCELoss and their
+    negative-document variants score through `maxsim_inbatch` / `maxsim_kd`
+    (colpali_engine.utils.maxsim), which are replaced by colkern's differentiable MaxSim
+    (colkern.maxsim: forward + backward without the [B, B, Lq, Ld] einsum tensor). Every row is
+    kept as given, so zero padding scores 0 exactly as in colpali-engine: loss values and
+    gradients are colpali-engine's (the scores come back in float32). The smooth-max option
+    keeps colpali-engine's own einsum path.
     """
     global _original, _patched_padding
     colpali_padding = bool(colpali_padding)
@@ -267,6 +306,7 @@ def patch_colpali_engine(*, colpali_padding: bool = False) -> ColPaliEnginePatch
         _original = base.__dict__["score_multi_vector"]
         base.score_multi_vector = staticmethod(_make_replacement(colpali_padding))
         _patched_padding = colpali_padding
+        _patch_losses()
         return ColPaliEnginePatch(colpali_padding, installed=True)
 
 
@@ -278,6 +318,9 @@ def unpatch_colpali_engine() -> bool:
             return False
         _base_processor().score_multi_vector = _original
         _original, _patched_padding = None, None
+        for owner, attr, value in reversed(_loss_undo):
+            setattr(owner, attr, value)
+        _loss_undo.clear()
         return True
 
 

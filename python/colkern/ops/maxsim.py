@@ -119,9 +119,18 @@ def maxsim(Q: Tensor, docs: Docs, *, q_mask: Optional[Tensor] = None,
       `mask` [N, Ld] (or neither: all rows valid); packed values [T, D] with int64 `offsets`
       [N+1]; or a PackedDocs from colkern.pack(list) (pack once per corpus).
     -> float32 scores, fp32 accumulation. Empty documents score 0.
+
+    Differentiable with respect to Q and the document values (every input form): the gradient
+    of each query token's max goes to one row, the lowest-index row on ties; masked tokens and
+    empty documents get zero gradient (rules: colkern/ops/maxsim_backward.py).
     """
     Qn, qm, values, starts, lens, squeeze = _prepare(Q, docs, q_mask, lengths, mask, offsets, "maxsim")
-    out = torch.ops.colkern.maxsim(Qn, qm, values, starts, lens)
+    if torch.is_grad_enabled() and (Qn.requires_grad or values.requires_grad):
+        # Training: the forward also records each token's winning row (int32 [B, Lq, N]), and
+        # the backward scatters through it (ops/maxsim_backward.py). Inference never pays for it.
+        out, _ = torch.ops.colkern.maxsim_argmax(Qn, qm, values, starts, lens)
+    else:
+        out = torch.ops.colkern.maxsim(Qn, qm, values, starts, lens)
     return out[0] if squeeze else out
 
 
