@@ -4,6 +4,7 @@ import os
 
 import torch
 
+import colkern
 from colkern._bench import cases as bench
 
 QUICK = os.environ.get("COLKERN_BENCH_QUICK") == "1"
@@ -20,6 +21,15 @@ def case(kind, build):
     return _cases[kind]
 
 
+def _path_info():
+    """Which kernels ran: the ISA level in force, the AVX-512 extensions used at that level
+    (COLKERN_DISABLE can turn them off to time other CPUs' paths) and the bf16 widening."""
+    info = colkern.backend_info()
+    return {"isa_active": info["cpu_isa_active"], "isa_detected": info["cpu_isa_detected"],
+            "cpu_extensions": info["cpu_extensions"] if info["cpu_isa_active"] == "avx512" else [],
+            "colkern_disable": os.environ.get("COLKERN_DISABLE", ""), "bf16_widen": info["cpu_bf16_widen"]}
+
+
 def run(benchmark, kind, c, provider, rounds=3, extra=None):
     """Times one provider of case c and records docs/s, GFLOP/s or GB/s and the speed-ups."""
     fn = c.providers[provider]
@@ -30,7 +40,7 @@ def run(benchmark, kind, c, provider, rounds=3, extra=None):
     ceiling = bench.fma_ceiling_gflops()
     info = {"case": c.name, "provider": provider, "threads": torch.get_num_threads(),
             "cpu": bench.cpu_name(), "fma_ceiling_gflops": ceiling, "baseline": c.baseline,
-            "note": c.note, **(extra or {})}
+            "note": c.note, **_path_info(), **(extra or {})}
     benchmark.pedantic(fn, rounds=rounds, iterations=1)
     if benchmark.stats is not None and benchmark.stats.stats.data:
         seconds = benchmark.stats.stats.median

@@ -10,10 +10,12 @@ on this machine. COLKERN_BENCH_QUICK=1 shrinks every case (CI runs them once, un
 import pytest
 from _harness import QUICK, case, run
 
+import colkern
 from colkern._bench import cases as bench
 
 
 def _build(kind):
+    kind = kind.split("@")[0]  # "<kind>@<isa>": the same case at a capped ISA level
     if kind == "colpali_pages":
         return bench.colpali_pages_case(n_docs=100 if QUICK else 2000)
     if kind == "ragged":
@@ -29,6 +31,8 @@ PARAMS = [
     ("colpali_pages", "colpali-engine fp32"), ("colpali_pages", "pre-padded einsum fp32"),
     ("colpali_pages", "colkern fp32"), ("colpali_pages", "colkern bf16"),
     ("ragged", "pad+einsum fp32"), ("ragged", "torch.mm+segment_reduce fp32"), ("ragged", "colkern fp32"),
+    # bf16 vs fp32 at the AVX2 level too (the bar: bf16 >= 1x fp32 wherever AMX is absent)
+    ("colpali_pages@avx2", "colkern fp32"), ("colpali_pages@avx2", "colkern bf16"),
     ("multi_query", "colkern fp32"),
     ("topk", "colkern fp32 topk"),
 ]
@@ -64,4 +68,6 @@ def test_maxsim(benchmark, kind, provider):
         if peak is not None:
             extra["peak_extra_bytes"] = peak
     rounds = 1 if kind in ("multi_query", "topk") and not QUICK else 3
-    run(benchmark, kind, c, provider, rounds=rounds, extra=extra)
+    isa = kind.split("@")[1] if "@" in kind else colkern.backend_info()["cpu_isa_cap"]
+    with colkern.use_isa(isa):
+        run(benchmark, kind, c, provider, rounds=rounds, extra=extra)

@@ -44,10 +44,66 @@ Isa detected_isa() {
   return detected;
 }
 
+namespace {
+// Extensions turned off by $COLKERN_DISABLE or set_disabled_extensions(), as bits. The kernels
+// of a machine without them then run on this one (tests cover the AVX-512 path of Skylake-class
+// CPUs on a CPU with VPOPCNTDQ, for example).
+enum : unsigned { kNoVpopcntdq = 1u, kNoAmxBf16 = 2u, kNoBf16InRegisters = 4u };
+
+unsigned parse_disabled(const std::string& list) {
+  unsigned bits = 0;
+  size_t at = 0;
+  while (at <= list.size()) {
+    size_t end = list.find(',', at);
+    if (end == std::string::npos) end = list.size();
+    const std::string name = list.substr(at, end - at);
+    if (name == "avx512_vpopcntdq") bits |= kNoVpopcntdq;
+    else if (name == "amx_bf16") bits |= kNoAmxBf16;
+    else if (name == "bf16_in_registers") bits |= kNoBf16InRegisters;
+    else if (!name.empty())
+      // A typo must not silently leave the extension on.
+      throw std::invalid_argument("unknown CPU extension '" + name + "' in COLKERN_DISABLE: expected a "
+                                  "comma-separated list of avx512_vpopcntdq, amx_bf16, bf16_in_registers");
+    at = end + 1;
+  }
+  return bits;
+}
+
+std::atomic<unsigned>& disabled_storage() {
+  static std::atomic<unsigned> bits{[] {
+    const char* env = std::getenv("COLKERN_DISABLE");
+    return env == nullptr ? 0u : parse_disabled(env);
+  }()};
+  return bits;
+}
+}  // namespace
+
+void set_disabled_extensions(const std::string& names) { disabled_storage().store(parse_disabled(names)); }
+
+bool bf16_widen_in_registers() {
+#if defined(__x86_64__) || defined(_M_X64)
+  // Widening at broadcast time costs one vector integer op per document element and row, the
+  // same count as the FMAs it feeds for every 16 query tokens. AMD Zen issues those ops to
+  // pipes beside the two FMA pipes, so they are nearly free and bf16 reads half the bytes of
+  // fp32 (measured on Zen 4: 1.07-1.27x fp32 MaxSim at both levels; the buffer: 0.83-1.02x).
+  // Intel cores issue vector shifts and logic to the FMA ports (p0/p5 for zmm, p0/p1 for ymm),
+  // where they would cost about 1/3 of the FMA throughput; there one widening pass per chunk
+  // (2 ops per 16 elements) is cheaper.
+  static const bool amd = [] {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    return ebx == 0x68747541u && edx == 0x69746e65u && ecx == 0x444d4163u;  // "AuthenticAMD"
+  }();
+  return amd && (disabled_storage().load() & kNoBf16InRegisters) == 0;
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_avx512_vpopcntdq() {
 #if defined(__x86_64__) || defined(_M_X64)
   static const bool has = detected_isa() == Isa::Avx512 && __builtin_cpu_supports("avx512vpopcntdq");
-  return has;
+  return has && (disabled_storage().load() & kNoVpopcntdq) == 0;
 #else
   return false;
 #endif
@@ -55,6 +111,7 @@ bool cpu_has_avx512_vpopcntdq() {
 
 bool cpu_has_amx_bf16() {
 #if defined(__x86_64__) || defined(_M_X64)
+  if (disabled_storage().load() & kNoAmxBf16) return false;
   static const bool has = [] {
     if (detected_isa() != Isa::Avx512) return false;
     unsigned eax, ebx, ecx, edx;

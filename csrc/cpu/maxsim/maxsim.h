@@ -57,6 +57,10 @@ struct Kernel {
   void (*update_token_max)(const float* q, const float* packed, int64_t n_tok,
                            const float* doc, int64_t len, int64_t D, float* run_max);
   int64_t run_max_pad;
+  // As update_token_max on bf16 rows read in place (widened in registers), or null: the rows are
+  // widened into a buffer by to_float first.
+  void (*update_token_max_bf16)(const float* q, const float* packed, int64_t n_tok,
+                                const uint16_t* doc, int64_t len, int64_t D, float* run_max) = nullptr;
 };
 
 const Kernel& scalar_kernel();

@@ -16,7 +16,8 @@ constexpr int kRows = 12;
 
 const Kernel& avx512_kernel() {
   static const Kernel k{packed_query_floats_simd<Avx512>, pack_queries_simd<Avx512>, to_float_rows<Avx512>,
-                        update_token_max_simd<Avx512, kRows>, Avx512::W * 2};
+                        update_token_max_simd<Avx512, kRows>, Avx512::W * 2,
+                        update_token_max_bf16_simd<Avx512, kRows>};
   return k;
 }
 

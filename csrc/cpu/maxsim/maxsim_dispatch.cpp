@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "colkern/cpu_features.h"
 #include "colkern/isa_select.h"
 #include "colkern/ranges.h"
 #include "maxsim.h"
@@ -53,15 +54,26 @@ struct FloatScorer {
     n_tok = static_cast<int64_t>(owner.size());
     packed.resize(kernel.packed_query_floats(n_tok, p.D));
     kernel.pack_queries(q.data(), n_tok, p.D, packed.data());
+    bf16_in_place = p.v_dtype == DType::BF16 && kernel.update_token_max_bf16 != nullptr && bf16_widen_in_registers();
   }
 
+  // bf16 rows are widened in registers where that pays (bf16_widen_in_registers()) by kernels
+  // that can (update_token_max_bf16); otherwise, and for fp16, a chunk is widened into the
+  // thread's scratch first.
+  bool bf16_in_place = false;
+
   void prepare(Scratch& s) const {
-    if (p.v_dtype != DType::F32) s.rows.resize(kChunkRows * p.D);
+    if (p.v_dtype != DType::F32 && !bf16_in_place) s.rows.resize(kChunkRows * p.D);
   }
 
   void update(int64_t row0, int64_t rows, float* run_max, Scratch& s) const {
     const unsigned char* src = static_cast<const unsigned char*>(p.values) + row0 * row_bytes(p.v_dtype, p.D);
     const float* doc;
+    if (bf16_in_place) {
+      kernel.update_token_max_bf16(q.data(), packed.data(), n_tok, reinterpret_cast<const uint16_t*>(src), rows,
+                                   p.D, run_max);
+      return;
+    }
     if (p.v_dtype == DType::F32) {
       doc = reinterpret_cast<const float*>(src);
     } else {

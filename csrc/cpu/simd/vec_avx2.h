@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace colkern {
 namespace {
@@ -21,6 +22,15 @@ struct Avx2 {
     if (is_bf16)  // bf16 is the top half of an fp32: widen and shift
       return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
     return _mm256_cvtph_ps(h);
+  }
+  // bf16 elements k (low half) and k + 1 (high half) of one 32-bit broadcast, widened exactly:
+  // bf16 is the top half of an fp32.
+  static void bf16_pair(const uint16_t* p, reg& lo, reg& hi) {
+    uint32_t pair;
+    std::memcpy(&pair, p, sizeof(pair));
+    const __m256i x = _mm256_set1_epi32(static_cast<int>(pair));
+    lo = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+    hi = _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
   }
   static void store(float* p, reg r) { _mm256_storeu_ps(p, r); }
   static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }

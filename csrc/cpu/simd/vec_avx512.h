@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace colkern {
 namespace {
@@ -19,6 +20,16 @@ struct Avx512 {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     if (is_bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
     return _mm512_cvtph_ps(h);
+  }
+  // bf16 elements k (low half) and k + 1 (high half) of one 32-bit broadcast load (a load-port
+  // op; GCC emits vpbroadcastd from memory, then the shift and the AND), widened exactly: bf16
+  // is the top half of an fp32.
+  static void bf16_pair(const uint16_t* p, reg& lo, reg& hi) {
+    uint32_t pair;
+    std::memcpy(&pair, p, sizeof(pair));
+    const __m512i x = _mm512_set1_epi32(static_cast<int>(pair));
+    lo = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+    hi = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
   }
   static void store(float* p, reg r) { _mm512_storeu_ps(p, r); }
   // Folded by the compiler into the FMA as an embedded {1to16} broadcast operand.

@@ -23,6 +23,15 @@ Isa detected_isa();
 bool cpu_has_avx512_vpopcntdq();
 // AMX tiles with bf16 (Sapphire Rapids and later), with the tile state enabled by the OS (XCR0).
 bool cpu_has_amx_bf16();
+// Whether the SIMD MaxSim kernels widen bf16 documents in registers as they broadcast them
+// (AMD Zen) rather than through a per-chunk fp32 buffer (elsewhere): see cpu_features.cpp.
+bool bf16_widen_in_registers();
+// These report false for an extension or variant named in $COLKERN_DISABLE (read once; a
+// comma-separated list of avx512_vpopcntdq, amx_bf16, bf16_in_registers; anything else throws
+// std::invalid_argument), so the paths of other CPUs are tested on one that has them.
+// set_disabled_extensions("...") replaces the list at run time (the self-test; the AMX kernel
+// decides once, at its first call).
+void set_disabled_extensions(const std::string& names);
 
 // Whether this build compiled kernels for the level (AVX-512 needs a capable compiler).
 bool isa_compiled(Isa isa);

@@ -60,6 +60,8 @@ def backend_info() -> dict:
         "cpu_isa_compiled": list(isa["compiled"]),
         # kernels for these AVX-512 extensions run when cpu_isa_active is avx512
         "cpu_extensions": list(isa["extensions"]),
+        # bf16 documents widened in registers (AMD Zen) or through a per-chunk buffer
+        "cpu_bf16_widen": isa["bf16_widen"],
         "threads": torch.get_num_threads(),
         "triton_available": importlib.util.find_spec("triton") is not None,
         "cuda_available": torch.cuda.is_available(),
