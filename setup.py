@@ -44,7 +44,8 @@ setup(
     package_dir={"colkern": "python/colkern", "colkern.triton_kernels": "kernels"},
     packages=[*find_packages(where="python"), "colkern.triton_kernels"],
     # The shipped OCR quality models and the demo's sample PDF.
-    package_data={"colkern": ["py.typed"], "colkern.quality": ["models/*.colq", "data/*.pdf"]},
+    package_data={"colkern": ["py.typed"], "colkern.quality": ["models/*.colq", "data/*.pdf"],
+                  "colkern.hybrid": ["data/*.pdf"]},
     ext_modules=[CMakeExtension("colkern._C")],
     cmdclass={"build_ext": CMakeBuild},
 )

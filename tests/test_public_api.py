@@ -24,7 +24,7 @@ NAMES_0_1 = ["ColPaliEncoder", "IndexFormatError", "MultiVectorIndex", "PackedDo
              "use_isa", "__version__"]
 
 SUBPACKAGES = ["colkern.ops", "colkern.losses", "colkern.retrieval", "colkern.documents", "colkern.colpali", "colkern.quality",
-               "colkern.testing"]
+               "colkern.testing", "colkern.siglip", "colkern.hybrid"]
 
 # What each top-level part of the package may import from colkern (besides itself). The base
 # modules (_types, _atomic, _lazy, _version) may be imported by everyone; nothing imports the

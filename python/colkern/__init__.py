@@ -23,6 +23,8 @@ from .retrieval import Index, IndexFormatError, MultiVectorIndex, SearchResult, 
 _LAZY = {"ColPaliEncoder": (".colpali.encoder", "ColPaliEncoder"),
          "PageEmbedding": (".colpali.encoder", "PageEmbedding"),
          "QualityPredictor": (".quality", "QualityPredictor"),
+         "HybridIndex": (".hybrid.index", "HybridIndex"),
+         "HybridHit": (".hybrid.index", "HybridHit"),
          "losses": (".losses", None),
          "patch_pylate": (".losses", "patch_pylate"),
          "unpatch_pylate": (".losses", "unpatch_pylate")}
