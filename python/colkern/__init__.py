@@ -16,7 +16,7 @@ from ._version import __version__
 from .colpali.engine import patch_colpali_engine, score_multi_vector, unpatch_colpali_engine
 from .ops import *  # noqa: F403  (the ops' public names are the package's; ops.__all__ lists them)
 from .ops import __all__ as _ops_names
-from .retrieval import Index, IndexFormatError, MultiVectorIndex, SearchResult, search
+from .retrieval import Index, IndexFormatError, MultiVectorIndex, SearchResult, pool_tokens, search
 
 # Heavier layers load on first use: `colkern.ColPaliEncoder` imports nothing from colpali-engine
 # until a model is loaded, and `colkern.QualityPredictor` pulls in LightGBM and OpenCV only when asked.
@@ -31,4 +31,4 @@ _LAZY = {"ColPaliEncoder": (".colpali.encoder", "ColPaliEncoder"),
 __getattr__ = lazy_getattr(__name__, _LAZY)
 
 __all__ = [*_ops_names, "Index", "IndexFormatError", "MultiVectorIndex", "SearchResult", "__version__",
-           "patch_colpali_engine", "score_multi_vector", "search", "unpatch_colpali_engine", *_LAZY]
+           "patch_colpali_engine", "pool_tokens", "score_multi_vector", "search", "unpatch_colpali_engine", *_LAZY]

@@ -1,6 +1,7 @@
 """torch.library ops in the `colkern` namespace, their pure-torch references, and the backend
 controls (ISA cap, what runs where). The lowest Python layer: it imports only the C++ extension
 and, for CUDA work, the Triton kernels."""
+from . import maxsim_backward as _maxsim_backward  # noqa: F401  (defines the training ops)
 from ._backend import FLOAT_DTYPES, backend_info, fma_peak_gflops, set_isa, use_isa
 from ._inputs import PackedDocs, normalize_queries, pack
 from .bits import (
@@ -15,7 +16,6 @@ from .bits import (
                    unpack_bits,
 )
 from .maxsim import maxsim, maxsim_ref, maxsim_topk
-from . import maxsim_backward as _maxsim_backward  # noqa: F401  (defines the training ops)
 from .patch_pool import patch_pool, patch_pool_ref
 
 __all__ = ["FLOAT_DTYPES", "PackedDocs", "backend_info", "fma_peak_gflops", "maxsim", "maxsim_bits",
