@@ -27,6 +27,8 @@ import os
 import shutil
 import sys
 
+import numpy as np
+
 SOURCES = {
     "eng": ["/usr/share/developers-reference/developers-reference.pdf",
             "/usr/share/doc/debian-policy/policy.pdf.gz",
@@ -91,10 +93,29 @@ def build(work: str, variants: int, workers: int, engines) -> None:
         print(report.summary(), flush=True)
 
 
+def _features(ds, model):
+    """The model's page features of every sample: from benchmarks/quality_models.py's cache (every
+    encoder computed once per page, in parallel: `quality_models.py features`) when it has them,
+    else computed here (colkern.quality.pipeline.dataset_features)."""
+    import numpy as np
+
+    from colkern.quality.pipeline import dataset_features, make_encoder
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import quality_models as qm
+
+    parts = [p["name"] for p in model.encoder_params.get("parts", [])] or [model.encoder_name]
+    combo = "+".join(parts)
+    cache = qm._load_cache(ds.root)
+    if combo in cache and all(s.sample_id in cache[combo] for s in ds):
+        return np.stack([cache[combo][s.sample_id] for s in ds]).astype(np.float32)
+    return dataset_features(ds, make_encoder(model.encoder_name, model.encoder_params))
+
+
 def evaluate(work: str, out_dir: str, n_bootstrap: int) -> dict:
 
     from colkern.quality.dataset import load_dataset
-    from colkern.quality.pipeline import dataset_features, load_model, make_encoder, shipped_models
+    from colkern.quality.pipeline import load_model, shipped_models
     from colkern.quality.stats import bootstrap_metrics
 
     results = {}
@@ -106,17 +127,19 @@ def evaluate(work: str, out_dir: str, n_bootstrap: int) -> dict:
         if engine not in ds.engines or not len(ds):
             continue
         model = load_model(engine=engine, lang=lang)
-        X = dataset_features(ds, make_encoder(model.encoder_name, model.encoder_params))
-        pred = model.predict(X)["cer"]
-        y = ds.targets(engine, "cer")
-        m = bootstrap_metrics(y, pred, ds.groups(), n_bootstrap=n_bootstrap)
+        X = _features(ds, model)
+        keep = np.array([not (s.labels[engine].timed_out or s.labels[engine].error) for s in ds])
+        pred = model.predict(X[keep])["cer"]
+        y = ds.targets(engine, "cer")[keep]
+        m = bootstrap_metrics(y, pred, ds.groups()[keep], n_bootstrap=n_bootstrap)
         files = sorted({os.path.basename(s.source.get("package_file", s.source.get("file", "?"))) for s in ds})
         results[f"{engine}/{lang}"] = {
-            "pages": len(ds), "sources": int(ds.groups().max() + 1), "pdfs": files,
+            "pages": int(keep.sum()), "sources": int(len(set(ds.groups()[keep]))), "pdfs": files,
+            "excluded_timeouts": int((~keep).sum()),
             "model": os.path.basename(model.path), "encoder": model.encoder_name,
             "label_cer": {"mean": float(y.mean()), "frac_above_0.1": float((y > 0.1).mean())},
             "metrics": {k: {"value": v.value, "low": v.low, "high": v.high} for k, v in m.items()}}
-        print(f"{engine}/{lang}: {len(ds)} pages, " + ", ".join(f"{k} {v}" for k, v in m.items()), flush=True)
+        print(f"{engine}/{lang}: {int(keep.sum())} pages, " + ", ".join(f"{k} {v}" for k, v in m.items()), flush=True)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "real-pages.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -21,7 +21,7 @@ from colkern.quality import pipeline  # noqa: E402
 from colkern.quality.dataset import build_dataset, load_dataset  # noqa: E402
 from colkern.quality.model import QualityPredictor  # noqa: E402
 from colkern.quality.model_format import ModelFormatError  # noqa: E402
-from colkern.quality.sample import PAGES, sample_pdf_path  # noqa: E402
+from colkern.quality.sample import PAGES, UNREADABLE_PAGE, sample_pdf_path  # noqa: E402
 from colkern.quality.synth import generate_page  # noqa: E402
 
 SMALL = {"n_estimators": 30, "min_data_in_leaf": 2, "num_leaves": 4}
@@ -95,7 +95,7 @@ def test_cli_predict_sample_pdf_with_overlays(tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rc == 0 and [r["page"] for r in rows] == list(range(1, len(PAGES) + 1))
     assert all(0.0 <= r["cer"] <= 1.0 and r["verdict"] in ("good", "fair", "poor") for r in rows)
-    assert rows[-1]["cer"] > rows[0]["cer"]  # the unreadable last page scores worse than the clean first
+    assert rows[UNREADABLE_PAGE]["cer"] > rows[0]["cer"]  # the unreadable page scores worse than the clean first
     doc = pymupdf.open(sample_pdf_path())
     for r in rows:
         with Image.open(r["overlay"]) as im:
@@ -123,12 +123,20 @@ def test_cli_bad_input(tmp_path, capsys):
     assert rc == 2 and "nowhere" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("engine,encoder", [("tesseract", "glyph"), ("rapidocr", "pixel")])
-def test_shipped_models_name_a_built_in_encoder(engine, encoder):
-    """Tesseract's errors follow binarisation (glyph features); RapidOCR's neural reader follows
-    blur and noise statistics (pixel features): each shipped model uses its engine's best."""
-    model = pipeline.load_model(engine=engine)
-    assert model.encoder_name == encoder and model.engine_config["dpi"] == 150
+# Issue 14 is open: the shipped models are the English ones of 0.1.0 (no calibration, no recorded
+# page language) and the Japanese models are not trained yet. strict=True: these fail the suite
+# as soon as retrained models make them pass, so the marker cannot outlive its reason.
+_PENDING_MODELS = pytest.mark.xfail(strict=True, reason="shipped models not yet retrained (issue 14)")
+
+
+@_PENDING_MODELS
+@pytest.mark.parametrize("engine,lang", pipeline.shipped_models())
+def test_shipped_models_name_a_built_in_encoder(engine, lang):
+    """Every shipped model (one per engine and page language) names an encoder built from its
+    stored params, records its render DPI and language, and is calibrated."""
+    model = pipeline.load_model(engine=engine, lang=lang)
+    assert model.engine == engine and model.engine_config["dpi"] == 150 and model.engine_config["lang"] == lang
+    assert model.encoder_name in pipeline.BUILT_IN_ENCODERS and model.is_calibrated
     model.check_encoder(pipeline.make_encoder(model.encoder_name, model.encoder_params))
     assert len(model.feature_names) == model.n_features
     with pytest.raises(ValueError, match="not built in"):

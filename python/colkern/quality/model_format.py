@@ -7,7 +7,9 @@ File format, version 1 (one file, written atomically: temp file, fsync, os.repla
     line 2   the header: one line of UTF-8 JSON (format_version, colkern_version,
              lightgbm_version, encoder {name, params, pooling}, feature_names, engine {name,
              config}, targets, lgbm_params, num_rounds, training (a summary of the training
-             set), verdict_thresholds, models: [{target, nbytes, sha256}, ...]), then "\\n"
+             set), verdict_thresholds, calibration (target -> isotonic knots {x, y}, or
+             null; added later inside version 1: a file without it loads as uncalibrated, and
+             readers that predate it ignore it), models: [{target, nbytes, sha256}, ...]), then "\\n"
     then     the boosters in LightGBM's own text format, concatenated in the order of
              "models"; each is `nbytes` bytes with the given SHA-256; nothing follows.
 The encoder is stored by name ("glyph", "pixel", ...), never by module path, so a file does not

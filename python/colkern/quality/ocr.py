@@ -267,14 +267,15 @@ class RapidOcrEngine(OcrEngine):
 
     lang: "eng" or "jpn" (Tesseract-style codes). threads: ONNX Runtime intra-op threads.
     text_score: minimum recognition confidence of a kept text line (rapidocr's Global.text_score).
-    start_timeout: seconds allowed for the child to import rapidocr and load the models.
+    start_timeout: seconds allowed for the child to import rapidocr and load the models (600: on a
+      loaded 2-core machine that alone took over 120 s).
     """
 
     name = "rapidocr"
     _LANGS = ("eng", "jpn")
 
     def __init__(self, lang: str = "eng", *, threads: int = 1, text_score: float = 0.5,
-                 start_timeout: float = 120.0):
+                 start_timeout: float = 600.0):
         if lang not in self._LANGS:
             raise ValueError(f"RapidOcrEngine: lang must be one of {self._LANGS}, got {lang!r}")
         if not isinstance(threads, int) or threads < 1:

@@ -40,8 +40,9 @@ _BATCH = 32  # pages encoded per patch_pool call
 
 
 def shipped_models() -> List[tuple]:
-    """(engine, lang) of every shipped predictor."""
-    return sorted(SHIPPED_MODELS)
+    """(engine, lang) of every shipped predictor present in this installation."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+    return sorted(key for key, name in SHIPPED_MODELS.items() if os.path.isfile(os.path.join(here, name)))
 
 
 def shipped_model_path(engine: str, lang: str = "eng") -> str:

@@ -19,7 +19,8 @@ on them must see pages at its training DPI, as for the others. Input normalisati
 detector's own ((x / 255 - 0.5) / 0.5 on three identical grey channels).
 
 Cost: about 0.5 s for a 620 x 875 px page (A6 at 150 dpi) on one core; ~2.8 s for A4 at 150 dpi.
-Needs onnxruntime, onnx and rapidocr (its bundled model file).
+Needs onnxruntime and rapidocr (its bundled model file); the graph is edited with the onnx package
+when it is installed, else directly in the protobuf wire format (add_output_wire).
 """
 from __future__ import annotations
 
@@ -55,28 +56,97 @@ def det_model_path(name: str = DET_MODEL) -> str:
     return str(path)
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(buf: bytes, pos: int) -> Tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _field(num: int, payload: bytes) -> bytes:
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def add_output_wire(model_bytes: bytes, tensor: str) -> bytes:
+    """`model_bytes` (a serialised onnx ModelProto) with `tensor` appended to the graph outputs, as a
+    float tensor of unknown shape, edited in the protobuf wire format: the fallback when the onnx
+    package is not installed. ModelProto.graph is field 7; GraphProto.output is the repeated field
+    12 (ValueInfoProto: name = 1, type = 2; TypeProto.tensor_type = 1; Tensor.elem_type = 1,
+    FLOAT = 1). Appending a repeated element at the end of its message is valid protobuf."""
+    value_info = _field(1, tensor.encode()) + _field(2, _field(1, _varint(1 << 3 | 0) + _varint(1)))
+    out, pos, found = bytearray(), 0, False
+    while pos < len(model_bytes):
+        start = pos
+        key, pos = _read_varint(model_bytes, pos)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _read_varint(model_bytes, pos)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            n, body = _read_varint(model_bytes, pos)
+            pos = body + n
+            if num == 7:
+                out += _field(7, model_bytes[body:pos] + _field(12, value_info))
+                found = True
+                continue
+        else:
+            raise ValueError(f"add_output_wire: unsupported wire type {wire} in the model")
+        out += model_bytes[start:pos]
+    if not found:
+        raise ValueError("add_output_wire: the model has no graph")
+    return bytes(out)
+
+
 @functools.lru_cache(maxsize=4)
-def _session(path: str, tensor: str, threads: int):
-    """An ONNX Runtime session over the model with `tensor` added to the graph outputs."""
+def _session(path: str, tensor: str, threads: int, use_onnx: bool = True):
+    """(ONNX Runtime session over the model with `tensor` added to the graph outputs, input
+    name, name of the model's own output). The graph is edited with the onnx package when it is
+    installed (use_onnx), else in the protobuf wire format (add_output_wire)."""
     try:
-        import onnx
         import onnxruntime as ort
     except ModuleNotFoundError as e:
-        raise ModuleNotFoundError(f"PPOCRPatchEncoder needs onnx and onnxruntime ({e}); "
-                                  "pip install onnx onnxruntime") from e
-    model = onnx.load(path)
-    produced = {o for node in model.graph.node for o in node.output}
-    if tensor not in produced:
-        raise ValueError(f"PPOCRPatchEncoder: {os.path.basename(path)} has no tensor {tensor!r}")
-    if tensor not in [o.name for o in model.graph.output]:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+        raise ModuleNotFoundError(f"PPOCRPatchEncoder needs onnxruntime ({e}); pip install onnxruntime") from e
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        onnx = None
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    prob_name = model.graph.output[0].name
-    return sess, model.graph.input[0].name, prob_name
+    if onnx is not None and use_onnx:
+        model = onnx.load(path)
+        produced = {o for node in model.graph.node for o in node.output}
+        if tensor not in produced:
+            raise ValueError(f"PPOCRPatchEncoder: {os.path.basename(path)} has no tensor {tensor!r}")
+        if tensor not in [o.name for o in model.graph.output]:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
+        data = model.SerializeToString()
+    else:
+        with open(path, "rb") as f:
+            data = add_output_wire(f.read(), tensor)
+    try:
+        sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT rejects an output no node produces
+        raise ValueError(f"PPOCRPatchEncoder: {os.path.basename(path)} has no tensor {tensor!r} ({e})") from None
+    outputs = [o.name for o in sess.get_outputs()]
+    return sess, sess.get_inputs()[0].name, outputs[0]
 
 
 class PPOCRPatchEncoder:
