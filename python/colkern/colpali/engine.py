@@ -257,11 +257,16 @@ def _patch_losses() -> None:
     in-batch and per-query MaxSim; _loss_undo records what to restore."""
     import importlib
 
+    # Import every module before replacing anything: the loss module binds `from ..utils.maxsim
+    # import maxsim_inbatch` when first imported, and importing it after utils.maxsim was patched
+    # would record colkern's function as its "original", leaving it patched after unpatch.
+    modules = []
     for name in ("colpali_engine.utils.maxsim", "colpali_engine.loss.late_interaction_losses"):
         try:
-            module = importlib.import_module(name)
+            modules.append(importlib.import_module(name))
         except ImportError:  # an older colpali-engine without that module: nothing to patch there
             continue
+    for module in modules:
         for attr, replacement in (("maxsim_inbatch", maxsim_inbatch_colkern), ("maxsim_kd", maxsim_kd_colkern)):
             if hasattr(module, attr):
                 _loss_undo.append((module, attr, getattr(module, attr)))
