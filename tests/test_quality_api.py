@@ -133,7 +133,6 @@ def test_region_bad_boxes(page):
         predict_regions(page, [(0, 0, 10, 10)], lang="klingon")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: no shipped Japanese model yet (--lang jpn)")
 def test_cli_boxes_lang_and_pages(tmp_path, capsys):
     ja = generate_page(31, lang="jpn", layout="receipt", dpi=150)
     ja.image.save(tmp_path / "ja.png", dpi=(150, 150))

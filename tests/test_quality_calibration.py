@@ -92,7 +92,6 @@ def test_verdict_thresholds_are_documented_values():
     assert VERDICT_THRESHOLDS == (0.02, 0.10)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: shipped models not yet retrained with calibration; no Japanese model yet")
 def test_sample_verdicts_with_the_shipped_models():
     """The demo: the clean English pages come out "good", the unreadable one "poor"; the Japanese
     receipts are predicted with the Japanese model (the blurred one worse than the clean one)."""

@@ -123,13 +123,7 @@ def test_cli_bad_input(tmp_path, capsys):
     assert rc == 2 and "nowhere" in capsys.readouterr().err
 
 
-# Issue 14 is open: the shipped models are the English ones of 0.1.0 (no calibration, no recorded
-# page language) and the Japanese models are not trained yet. strict=True: these fail the suite
-# as soon as retrained models make them pass, so the marker cannot outlive its reason.
-_PENDING_MODELS = pytest.mark.xfail(strict=True, reason="shipped models not yet retrained (issue 14)")
 
-
-@_PENDING_MODELS
 @pytest.mark.parametrize("engine,lang", pipeline.shipped_models())
 def test_shipped_models_name_a_built_in_encoder(engine, lang):
     """Every shipped model (one per engine and page language) names an encoder built from its
