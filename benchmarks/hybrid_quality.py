@@ -40,6 +40,8 @@ from collections import Counter
 
 import torch
 
+from colkern._bench.cases import cpu_name
+
 DEBIAN_PDFS = {  # package -> installed file
     "gri-pdf-doc": "/usr/share/doc/gri/gri.pdf.gz",
     "python-reportlab-doc": "/usr/share/doc/python-reportlab-doc/reportlab-userguide.pdf",
@@ -188,7 +190,7 @@ def main(argv=None) -> int:
           f"{storage['text_bytes'] / 2**20:.2f} MiB")
     result = {
         "config": {k: v for k, v in vars(args).items() if k not in ("json", "workdir")},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu": _cpu_name(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu": cpu_name(),
                     "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
                     "colkern_info": backend_info()},
         "pdfs": [{"package": pkg, "file": os.path.basename(path), **set_stats[os.path.basename(path)]}
@@ -213,17 +215,6 @@ def main(argv=None) -> int:
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

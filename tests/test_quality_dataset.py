@@ -7,7 +7,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from colkern.quality import synth
+from colkern.quality import synth, synth_layouts
 from colkern.quality.dataset import (
     DatasetError,
     build_dataset,
@@ -53,7 +53,7 @@ def test_generate_page_layouts(lang, layout):
 
 
 def test_japanese_word_lists_have_glyphs():
-    font = synth._font("japan")
+    font = synth_layouts._font("japan")
     text = "".join(generate_page(s, lang="jpn").text for s in range(12))
     missing = sorted({ch for ch in text if not ch.isspace() and not font.has_glyph(ord(ch))})
     assert missing == []

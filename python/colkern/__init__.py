@@ -26,6 +26,7 @@ _LAZY = {"ColPaliEncoder": (".colpali.encoder", "ColPaliEncoder"),
          "HybridIndex": (".hybrid.index", "HybridIndex"),
          "HybridHit": (".hybrid.index", "HybridHit"),
          "losses": (".losses", None),
+         "export": (".export", None),
          "patch_pylate": (".losses", "patch_pylate"),
          "unpatch_pylate": (".losses", "unpatch_pylate")}
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -44,6 +44,9 @@ def main(argv=None) -> int:
     from .quality.cli import add_commands as add_quality_commands
 
     add_quality_commands(sub)
+    from .export.cli import add_commands as add_export_commands
+
+    add_export_commands(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

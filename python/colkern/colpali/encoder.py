@@ -53,6 +53,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from .._model_loading import check_local_model_dir, check_positive_int, resolve_device, resolve_dtype
 from .._types import PathLike
 from ._torchvision_compat import import_colpali_engine
 
@@ -60,8 +61,6 @@ _CONFIG = "config.json"
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # each may be sharded: <name>.index.json
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -124,13 +123,7 @@ def check_model_dir(model_path: PathLike) -> Path:
     """Checks that `model_path` is a local ColPali checkpoint directory: config, weights (all
     shards), tokenizer and processor config. -> the absolute Path. Raises FileNotFoundError
     naming the directory and the missing file; never looks anything up on the hub."""
-    path = Path(model_path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"ColPali model directory {path} does not exist (colkern loads models from a "
-                                f"local directory only; download the checkpoint first)")
-    if not path.is_dir():
-        raise FileNotFoundError(f"ColPali model path {path} is not a directory (pass the directory holding "
-                                f"config.json and the weights)")
+    path = check_local_model_dir(model_path, "ColPali")
     if not (path / _CONFIG).is_file():
         if (path / "adapter_config.json").is_file():
             raise FileNotFoundError(f"ColPali model directory {path} holds a PEFT adapter, not a model: use a "
@@ -143,31 +136,6 @@ def check_model_dir(model_path: PathLike) -> Path:
     if not any((path / n).is_file() for n in _PROCESSOR_FILES):
         raise _missing(path, "image processor config", _PROCESSOR_FILES)
     return path.resolve()
-
-
-def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"ColPaliEncoder: batch_size must be a positive int, got {batch_size!r}")
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        # bf16 is what ColPali was trained in and what GPUs run fast; CPUs without native bf16
-        # matmuls (and torch's CPU kernels in general) are fastest and exact in fp32.
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"ColPaliEncoder: dtype must be one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}")
-        return _DTYPES[dtype]
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"ColPaliEncoder: dtype must be float32, bfloat16 or float16, got {dtype}")
-    return dtype
 
 
 def _tie_unloaded_lm_head(model, path: Path) -> None:
@@ -216,7 +184,7 @@ class ColPaliEncoder:
     """
 
     def __init__(self, model, processor, *, batch_size: int = 4, progress: bool = False):
-        _check_batch_size(batch_size)
+        check_positive_int(batch_size, "ColPaliEncoder", "batch_size")
         for attr in ("custom_text_proj", "config"):
             if not hasattr(model, attr):
                 raise TypeError(f"ColPaliEncoder: model must be a colpali-engine ColPali (no `{attr}` on "
@@ -250,10 +218,10 @@ class ColPaliEncoder:
         Only local files are read (local_files_only=True). Raises FileNotFoundError naming the
         directory and what is missing (see check_model_dir); ImportError without colpali-engine.
         """
-        _check_batch_size(batch_size)  # before minutes of loading, not after
+        check_positive_int(batch_size, "ColPaliEncoder", "batch_size")  # before minutes of loading, not after
         path = check_model_dir(model_path)
-        dev = _resolve_device(device)
-        dt = _resolve_dtype(dtype, dev)
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev, "ColPaliEncoder")
         ce = import_colpali_engine()
         with quiet_transformers(not progress):
             model = ce.models.ColPali.from_pretrained(str(path), dtype=dt, local_files_only=True)

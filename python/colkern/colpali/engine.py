@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
+from .._model_loading import check_positive_int
 from ..ops import FLOAT_DTYPES, maxsim
 
 Embeddings = Union[Tensor, Sequence[Tensor]]
@@ -79,12 +80,6 @@ def _rows_list(x: Embeddings, name: str) -> Optional[List[Tensor]]:
         if t.dtype != items[0].dtype:
             raise ValueError(f"{_OP}: {name}[{i}] has dtype {t.dtype} but {name}[0] has {items[0].dtype}")
     return items
-
-
-def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"{_OP}: batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
 
 
 def _compute_device(ps: Embeddings, ps_list: Optional[List[Tensor]], device) -> torch.device:
@@ -181,7 +176,7 @@ def score_multi_vector(qs: Embeddings, ps: Embeddings, batch_size: int = 128,
         raise ValueError("No queries provided")
     if len(ps) == 0:
         raise ValueError("No passages provided")
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_positive_int(batch_size, _OP, "batch_size")
     qs_list, ps_list = _rows_list(qs, "qs"), _rows_list(ps, "ps")
     q_dim = (qs_list[0] if qs_list is not None else qs).shape[-1]
     p_dim = (ps_list[0] if ps_list is not None else ps).shape[-1]

@@ -233,12 +233,12 @@ def _encode_part(batch: Sequence, encoder, attrs: dict, part_path: str,
     is reported and left out (the batch is retried page by page to find it)."""
     pages, embs = [], []
     try:
-        embs = _encode_pages(batch, encoder)
+        embs = encode_rendered_pages(batch, encoder)
         pages = list(batch)
     except Exception:  # find the failing page(s); the others still get indexed
         for page in batch:
             try:
-                embs.append(_encode_pages([page], encoder)[0])
+                embs.append(encode_rendered_pages([page], encoder)[0])
                 pages.append(page)
             except Exception as e:  # noqa: BLE001 - reported per page, the batch goes on
                 report.failures.append((page.file, page.page, f"encoding failed: {e}"))
@@ -252,8 +252,9 @@ def _encode_part(batch: Sequence, encoder, attrs: dict, part_path: str,
     return part
 
 
-def _encode_pages(pages: Sequence, encoder) -> List[Tensor]:
-    """One [tiles * n_patches, dim] tensor per page: the tiles' patch embeddings, tile by tile."""
+def encode_rendered_pages(pages: Sequence, encoder) -> List[Tensor]:
+    """Encodes RenderedPages (documents.pdf) in one encoder call. -> one [tiles * n_patches, dim]
+    tensor per page: the tiles' patch embeddings, tile by tile."""
     tile_images = [t.image for p in pages for t in p.tiles]
     out = encoder.encode_images(tile_images)
     per_page, i = [], 0

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .._types import PathLike
 from .._version import __version__
+from ..colpali.indexing import encode_rendered_pages, page_id
 from ..ops import PackedDocs
 from ..retrieval.index import MultiVectorIndex
 from . import router as routes
@@ -267,7 +268,6 @@ class _Builder:
     # -- ColPali -------------------------------------------------------------------------------
 
     def _colpali_pages(self, file: str, pages: List[int]) -> None:
-        from ..colpali.indexing import page_id
         from ..documents.pdf import PageFailure, render_pdf
 
         t0 = time.perf_counter()
@@ -278,37 +278,27 @@ class _Builder:
                 continue
             batch.append(item)
             if len(batch) == self.batch_size:
-                self._encode_rendered(batch, page_id)
+                self._encode_rendered(batch)
                 batch = []
         if batch:
-            self._encode_rendered(batch, page_id)
+            self._encode_rendered(batch)
         self._time("colpali", t0)
 
-    def _encode_rendered(self, batch, page_id) -> None:
+    def _encode_rendered(self, batch) -> None:
         try:
-            embs = self._encode_pages(batch)
+            embs = encode_rendered_pages(batch, self.colpali)
             done = list(batch)
         except Exception:  # find the failing page(s); the others still get indexed
             embs, done = [], []
             for p in batch:
                 try:
-                    embs.extend(self._encode_pages([p]))
+                    embs.extend(encode_rendered_pages([p], self.colpali))
                     done.append(p)
                 except Exception as e:  # noqa: BLE001 - reported per page
                     self.report.failures.append((p.file, p.page, f"ColPali encoding failed: {e}"))
         for p, e in zip(done, embs):
             self.page_embs.append(e)
             self.page_ids.append(page_id(p.file, p.page))
-
-    def _encode_pages(self, pages) -> List[Tensor]:
-        """One [tiles * n_patches, dim] tensor per page: its tiles' patch embeddings, in order."""
-        out = self.colpali.encode_images([t.image for p in pages for t in p.tiles])
-        per_page, i = [], 0
-        for p in pages:
-            n = len(p.tiles)
-            per_page.append(torch.cat([e.embeddings for e in out[i:i + n]], 0))
-            i += n
-        return per_page
 
     # -- text ----------------------------------------------------------------------------------
 

@@ -73,22 +73,25 @@ class OcrResult:
 class OcrEngine(abc.ABC):
     """An OCR engine configured for one language.
 
-    Subclasses set `name` and implement version, lang, config and recognize(). `config` is a
-    JSON-serialisable dict of every setting that changes the output (it is stored with each label).
-    Engines holding resources (worker processes) release them in close(); use `with engine: ...`.
+    Subclasses set `name`, set `_version` and `_lang` when constructed, and implement config and
+    recognize(). `config` is a JSON-serialisable dict of every setting that changes the output (it
+    is stored with each label). Engines holding resources (worker processes) release them in
+    close(); use `with engine: ...`.
     """
 
     name: ClassVar[str]
+    _version: str
+    _lang: str
 
     @property
-    @abc.abstractmethod
     def version(self) -> str:
         """Engine version string, e.g. "5.3.0"."""
+        return self._version
 
     @property
-    @abc.abstractmethod
     def lang(self) -> str:
         """The language the engine is configured for, Tesseract-style ("eng", "jpn")."""
+        return self._lang
 
     @property
     @abc.abstractmethod
@@ -192,14 +195,6 @@ class TesseractEngine(OcrEngine):
         self._lang, self._psm, self._oem, self._dpi, self._threads = lang, psm, oem, dpi, threads
 
     @property
-    def version(self) -> str:
-        return self._version
-
-    @property
-    def lang(self) -> str:
-        return self._lang
-
-    @property
     def config(self) -> Dict[str, Any]:
         return {"lang": self._lang, "psm": self._psm, "oem": self._oem, "dpi": self._dpi}
 
@@ -287,14 +282,6 @@ class RapidOcrEngine(OcrEngine):
         self._start_timeout = _check_timeout(start_timeout)
         self._proc = None
         self._conn = None
-
-    @property
-    def version(self) -> str:
-        return self._version
-
-    @property
-    def lang(self) -> str:
-        return self._lang
 
     @property
     def config(self) -> Dict[str, Any]:

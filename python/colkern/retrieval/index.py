@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -296,12 +297,7 @@ def _check_ids(ids, n: int, op: str) -> List[str]:
         if not isinstance(d, str):
             raise TypeError(f"{op}: ids must be str, but ids[{i}] is {type(d).__name__} {d!r}")
     if len(set(ids)) != n:
-        seen, dup = set(), None
-        for d in ids:
-            if d in seen:
-                dup = d
-                break
-            seen.add(d)
+        dup = next(d for d, count in Counter(ids).items() if count > 1)
         raise ValueError(f"{op}: ids must be unique, but {dup!r} occurs more than once")
     return ids
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, Hashable, List, Mapping, Sequence, Tuple, Union
 
@@ -83,12 +84,7 @@ def _ranking(qid, items, name: str) -> List[Hashable]:
     else:
         ranked = list(items)
     if len(set(ranked)) != len(ranked):
-        seen, dup = set(), None
-        for d in ranked:
-            if d in seen:
-                dup = d
-                break
-            seen.add(d)
+        dup = next(d for d, count in Counter(ranked).items() if count > 1)
         raise ValueError(f"{name}: run[{qid!r}] lists document {dup!r} more than once")
     return ranked
 

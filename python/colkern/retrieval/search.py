@@ -56,6 +56,17 @@ class SearchResult:
     candidate_scores: Optional[Tensor] = None
 
 
+def check_query_tensor(Q, dim: int, op: str) -> None:
+    """Q must be a float [Lq, dim] or [B, Lq, dim] tensor of the index's dim; errors name `op`."""
+    if not isinstance(Q, Tensor):
+        raise TypeError(f"{op}: Q must be a tensor [Lq, dim] or [B, Lq, dim], got {type(Q).__name__}")
+    if Q.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{op}: Q must be float32, float16 or bfloat16, got {Q.dtype}")
+    if Q.dim() not in (2, 3):
+        raise ValueError(f"{op}: Q must be [Lq, dim] or [B, Lq, dim], got shape {tuple(Q.shape)}")
+    if Q.shape[-1] != dim:
+        raise ValueError(f"{op}: Q has dim {Q.shape[-1]} but the index has dim {dim}")
+
 def search(Q: Tensor, index: MultiVectorIndex, k: int, *, stage1: str = "hamming", oversample: float = 10,
            rescore: Optional[str] = "float", q_mask: Optional[Tensor] = None,
            return_candidates: bool = False) -> SearchResult:
@@ -87,14 +98,7 @@ def search(Q: Tensor, index: MultiVectorIndex, k: int, *, stage1: str = "hamming
         which = "stage1='float'" if stage1 == "float" else "rescore='float'"
         raise ValueError(f"{op}: {which} needs float vectors, but this index holds bits only (built with "
                          f"keep_float=False); use stage1='hamming'/'bits' with rescore='bits' or None")
-    if not isinstance(Q, Tensor):
-        raise TypeError(f"{op}: Q must be a tensor [Lq, dim] or [B, Lq, dim], got {type(Q).__name__}")
-    if Q.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{op}: Q must be float32, float16 or bfloat16, got {Q.dtype}")
-    if Q.dim() not in (2, 3):
-        raise ValueError(f"{op}: Q must be [Lq, dim] or [B, Lq, dim], got shape {tuple(Q.shape)}")
-    if Q.shape[-1] != index.dim:
-        raise ValueError(f"{op}: Q has dim {Q.shape[-1]} but the index has dim {index.dim}")
+    check_query_tensor(Q, index.dim, op)
     Qn, qm, squeeze = normalize_queries(Q, q_mask, index.dim, Q.dtype, index.bits.device, op=op)
 
     starts, lengths = index.ranges()

@@ -26,9 +26,9 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..ops import FLOAT_DTYPES, normalize_queries
+from ..ops import normalize_queries
 from .centroids import approx_scores, probe
-from .search import SearchResult
+from .search import SearchResult, check_query_tensor
 
 
 def check_knobs(k, nprobe, candidates, rescore, op: str) -> None:
@@ -41,14 +41,7 @@ def check_knobs(k, nprobe, candidates, rescore, op: str) -> None:
 
 
 def check_queries(Q, q_mask, dim: int, op: str) -> Tuple[Tensor, Optional[Tensor], bool]:
-    if not isinstance(Q, Tensor):
-        raise TypeError(f"{op}: Q must be a tensor [Lq, dim] or [B, Lq, dim], got {type(Q).__name__}")
-    if Q.dtype not in FLOAT_DTYPES:
-        raise ValueError(f"{op}: Q must be float32, float16 or bfloat16, got {Q.dtype}")
-    if Q.dim() not in (2, 3):
-        raise ValueError(f"{op}: Q must be [Lq, dim] or [B, Lq, dim], got shape {tuple(Q.shape)}")
-    if Q.shape[-1] != dim:
-        raise ValueError(f"{op}: Q has dim {Q.shape[-1]} but the index has dim {dim}")
+    check_query_tensor(Q, dim, op)
     return normalize_queries(Q.detach().cpu().float(), q_mask, dim, torch.float32, torch.device("cpu"), op=op)
 
 

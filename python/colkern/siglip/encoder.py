@@ -33,6 +33,7 @@ from typing import List, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from .._model_loading import check_local_model_dir, check_positive_int, resolve_device, resolve_dtype
 from .._types import PathLike
 
 _CONFIG = "config.json"
@@ -40,8 +41,6 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.in
                  "pytorch_model.bin.index.json")
 _TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "tokenizer.model", "vocab.json")
 _PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
 # Model types padded to the full text length (trained that way, last-position pooling).
 _PAD_TO_MAX = ("siglip", "siglip2")
 
@@ -71,13 +70,7 @@ def check_siglip_dir(model_path: PathLike) -> Path:
     """Checks that `model_path` is a local SigLIP (or CLIP) checkpoint directory: config, weights,
     tokenizer and image processor config. -> the absolute Path. Raises FileNotFoundError naming
     the directory and what is missing; never looks anything up on the hub."""
-    path = Path(model_path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"SigLIP model directory {path} does not exist (colkern loads models from a "
-                                f"local directory only; download the checkpoint first)")
-    if not path.is_dir():
-        raise FileNotFoundError(f"SigLIP model path {path} is not a directory (pass the directory holding "
-                                f"config.json and the weights)")
+    path = check_local_model_dir(model_path, "SigLIP")
     for what, names in (("model config", (_CONFIG,)), ("weights", _WEIGHT_FILES),
                         ("tokenizer", _TOKENIZER_FILES), ("image processor config", _PROCESSOR_FILES)):
         if not any((path / n).is_file() for n in names):
@@ -91,30 +84,6 @@ def check_siglip_dir(model_path: PathLike) -> Path:
         raise ValueError(f"SigLIP model directory {path} does not hold a dual image-text model (config.json "
                          f"has no vision_config and text_config; model_type {config.get('model_type')!r})")
     return path.resolve()
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _resolve_dtype(dtype, device: torch.device) -> torch.dtype:
-    if dtype is None:
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ValueError(f"SiglipEncoder: dtype must be one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}")
-        return _DTYPES[dtype]
-    if dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"SiglipEncoder: dtype must be float32, bfloat16 or float16, got {dtype}")
-    return dtype
-
-
-def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"SiglipEncoder: batch_size must be a positive int, got {batch_size!r}")
-    return batch_size
 
 
 def _pooled(output) -> Tensor:
@@ -137,7 +106,7 @@ class SiglipEncoder:
     """
 
     def __init__(self, model, processor, *, batch_size: int = 16, path: Optional[PathLike] = None):
-        _check_batch_size(batch_size)
+        check_positive_int(batch_size, "SiglipEncoder", "batch_size")
         for attr in ("get_image_features", "get_text_features", "config"):
             if not hasattr(model, attr):
                 raise TypeError(f"SiglipEncoder: model must be a dual image-text model such as SiglipModel "
@@ -165,10 +134,10 @@ class SiglipEncoder:
         CPU. Only local files are read. Raises FileNotFoundError naming the directory and what is
         missing (see check_siglip_dir); ImportError without transformers.
         """
-        _check_batch_size(batch_size)
+        check_positive_int(batch_size, "SiglipEncoder", "batch_size")
         path = check_siglip_dir(model_path)
-        dev = _resolve_device(device)
-        dt = _resolve_dtype(dtype, dev)
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev, "SiglipEncoder")
         from ..colpali import apply_torchvision_shim
         from ..colpali.encoder import quiet_transformers
 

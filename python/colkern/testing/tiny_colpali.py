@@ -18,14 +18,12 @@ ColPali.from_pretrained / ColPaliProcessor.from_pretrained to identical outputs.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .._types import PathLike
+from ._save import save_model_atomically
 
 # Gemma's special-token order for the first four ids; <image> is PaliGemma's image placeholder.
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<image>"]
@@ -125,22 +123,4 @@ def build_tiny_colpali(path: PathLike, *, seed: int = 0, **sizes) -> Path:
     never holds a half-written model. -> Path of the saved model.
     Raises FileExistsError if `path` is a file or a non-empty directory.
     """
-    from ..colpali.encoder import quiet_transformers
-
-    target = Path(path)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise FileExistsError(f"build_tiny_colpali: {target} exists and is not an empty directory")
-    model, processor = make_tiny_colpali(seed=seed, **sizes)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        with quiet_transformers():
-            model.save_pretrained(tmp)
-            processor.save_pretrained(tmp)
-        if target.exists():
-            target.rmdir()  # empty (checked above); os.replace cannot rename over it everywhere
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return save_model_atomically(path, lambda: make_tiny_colpali(seed=seed, **sizes), "build_tiny_colpali")

@@ -13,14 +13,12 @@ the same bytes, and the saved directory reloads to identical outputs.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .._types import PathLike
+from ._save import save_model_atomically
 from .tiny_colpali import _train_tokenizer
 
 
@@ -87,22 +85,4 @@ def build_tiny_siglip(path: PathLike, *, seed: int = 0, **sizes) -> Path:
     processor to the directory `path`, which must not exist or be an empty directory. Written
     to a temporary directory beside it and renamed into place. -> Path of the saved model.
     Raises FileExistsError if `path` is a file or a non-empty directory."""
-    from ..colpali.encoder import quiet_transformers
-
-    target = Path(path)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise FileExistsError(f"build_tiny_siglip: {target} exists and is not an empty directory")
-    model, processor = make_tiny_siglip(seed=seed, **sizes)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        with quiet_transformers():
-            model.save_pretrained(tmp)
-            processor.save_pretrained(tmp)
-        if target.exists():
-            target.rmdir()
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return save_model_atomically(path, lambda: make_tiny_siglip(seed=seed, **sizes), "build_tiny_siglip")
