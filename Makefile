@@ -16,6 +16,9 @@ $(STAMP): $(SOURCES)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q setuptools wheel pybind11 cmake
 	$(PY) -m pip install -q --no-build-isolation -e '.[test]'
+	# PyLate for tests/test_pylate_real.py, without its pinned dependencies (through fastkmeans they
+	# would replace torch 2.13); its scores and losses need only what the test extra installs.
+	$(PY) -m pip install -q --no-deps pylate==1.6.0
 	touch $@
 
 # The main job: predict how well Tesseract will read each page of the bundled sample PDF with

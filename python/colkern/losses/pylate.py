@@ -16,7 +16,11 @@ with similarity 0. colkern honours masks: a masked token never scores. The two a
 query token's best valid similarity is >= 0 (always the case in practice for ColBERT's
 normalised embeddings); otherwise colkern returns the true MaxSim. Scores come back in float32
 (fp32 accumulation) and are differentiable in both embeddings. Embeddings colkern does not take
-(float64, numpy arrays, ...) are passed to PyLate's original function unchanged.
+(float64, numpy arrays, ...) are passed to PyLate's original function unchanged, and so is a call
+that names one of PyLate's own scoring backends (`backend="torch" | "flash" | "lik"`, PyLate >= 1.6):
+the caller asked for that implementation. `backend=None` or "auto" is scored by colkern.
+Signatures follow PyLate 1.6 (`colbert_scores_pairwise(q, d, backend=None)`), with the masks of
+the pairwise form as keywords.
 """
 from __future__ import annotations
 
@@ -43,35 +47,47 @@ def _takes(*tensors) -> bool:
     return all(isinstance(t, Tensor) and t.dtype in FLOAT_DTYPES for t in tensors)
 
 
+def _pylate_backend(backend) -> bool:
+    """True when the caller named one of PyLate's own backends (then PyLate scores)."""
+    return backend is not None and str(backend).lower() != "auto"
+
+
+def _call_original(original: Callable, *args, backend=None):
+    return original(*args) if backend is None else original(*args, backend=backend)
+
+
 def colbert_scores(queries_embeddings, documents_embeddings, queries_mask=None, documents_mask=None,
-                   *, _original: Optional[Callable] = None) -> Tensor:
+                   backend=None, *, _original: Optional[Callable] = None) -> Tensor:
     """[A, Lq, H] x [B, Ld, H] -> [A, B] float32 MaxSim; masks [A, Lq] / [B, Ld] (0 = ignore)."""
     q, d = queries_embeddings, documents_embeddings
-    if not (_takes(q, d) and q.dim() == 3 and d.dim() == 3) and _original is not None:
-        return _original(q, d, queries_mask, documents_mask)
+    if _original is not None and (_pylate_backend(backend) or not (_takes(q, d) and q.dim() == 3 and d.dim() == 3)):
+        return _call_original(_original, q, d, queries_mask, documents_mask, backend=backend)
     return maxsim(q, d, q_mask=_bool_mask(queries_mask), mask=_bool_mask(documents_mask))
 
 
 def colbert_kd_scores(queries_embeddings, documents_embeddings, queries_mask=None, documents_mask=None,
-                      *, _original: Optional[Callable] = None) -> Tensor:
+                      backend=None, *, _original: Optional[Callable] = None) -> Tensor:
     """[B, Lq, H] x [B, K, Ld, H] -> [B, K]: each query against its own K documents."""
     q, d = queries_embeddings, documents_embeddings
-    if not (_takes(q, d) and q.dim() == 3 and d.dim() == 4) and _original is not None:
-        return _original(q, d, queries_mask, documents_mask)
+    if _original is not None and (_pylate_backend(backend) or not (_takes(q, d) and q.dim() == 3 and d.dim() == 4)):
+        return _call_original(_original, q, d, queries_mask, documents_mask, backend=backend)
     qm, dm = _bool_mask(queries_mask), _bool_mask(documents_mask)
     # One call per query: exactly the B x K pairs asked for (an all-pairs call would do B x more).
     return torch.stack([maxsim(q[b], d[b], q_mask=None if qm is None else qm[b],
                                mask=None if dm is None else dm[b]) for b in range(q.shape[0])])
 
 
-def colbert_scores_pairwise(queries_embeddings, documents_embeddings, queries_mask=None, documents_mask=None,
-                            *, _original: Optional[Callable] = None) -> Tensor:
-    """Query i against document i -> [B]; lists of [L, H] tensors or padded tensors."""
+def colbert_scores_pairwise(queries_embeddings, documents_embeddings, backend=None, *, queries_mask=None,
+                            documents_mask=None, _original: Optional[Callable] = None) -> Tensor:
+    """Query i against document i -> [B]; lists of [L, H] tensors or padded tensors. PyLate's own
+    pairwise form has no masks: masked calls are colkern's extension."""
     q, d = queries_embeddings, documents_embeddings
     qs, ds = list(q), list(d)
-    if not (_takes(*qs, *ds) and len(qs) == len(ds)) and _original is not None:
-        return _original(q, d, queries_mask, documents_mask) if (queries_mask is not None or
-                                                                documents_mask is not None) else _original(q, d)
+    if _original is not None and (_pylate_backend(backend) or not (_takes(*qs, *ds) and len(qs) == len(ds))):
+        if queries_mask is not None or documents_mask is not None:
+            raise ValueError("colbert_scores_pairwise: masks are colkern's extension; PyLate's own pairwise "
+                             "scores (which these inputs or this backend need) take none")
+        return _call_original(_original, q, d, backend=backend)
     qm, dm = _bool_mask(queries_mask), _bool_mask(documents_mask)
     return torch.stack([maxsim(qs[i], ds[i].unsqueeze(0), q_mask=None if qm is None else qm[i],
                                mask=None if dm is None else dm[i].unsqueeze(0))[0] for i in range(len(qs))])
