@@ -24,7 +24,8 @@ NAMES_0_1 = ["ColPaliEncoder", "IndexFormatError", "MultiVectorIndex", "PackedDo
              "use_isa", "__version__"]
 
 SUBPACKAGES = ["colkern.ops", "colkern.losses", "colkern.retrieval", "colkern.documents", "colkern.colpali", "colkern.quality",
-               "colkern.testing", "colkern.siglip", "colkern.hybrid", "colkern.export"]
+               "colkern.testing", "colkern.siglip", "colkern.hybrid", "colkern.export",
+               "colkern.distributed"]
 
 # What each top-level part of the package may import from colkern (besides itself). The base
 # modules (_types, _atomic, _lazy, _version) may be imported by everyone; nothing imports the
@@ -41,6 +42,7 @@ ALLOWED = {
     "siglip": {"ops", "colpali", "documents"},
     "losses": {"ops", "colpali"},
     "hybrid": {"ops", "retrieval", "documents", "colpali", "siglip", "quality"},
+    "distributed": {"ops", "retrieval", "documents", "colpali", "quality"},
     "export": {"ops", "retrieval", "colpali"},
     "cli": None,  # the top: may import any layer (but not the package face)
     "__main__": {"cli"},

@@ -27,6 +27,7 @@ _LAZY = {"ColPaliEncoder": (".colpali.encoder", "ColPaliEncoder"),
          "HybridHit": (".hybrid.index", "HybridHit"),
          "losses": (".losses", None),
          "export": (".export", None),
+         "distributed": (".distributed", None),
          "patch_pylate": (".losses", "patch_pylate"),
          "unpatch_pylate": (".losses", "unpatch_pylate")}
 __getattr__ = lazy_getattr(__name__, _LAZY)

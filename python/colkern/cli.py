@@ -1,5 +1,6 @@
-"""Command line: `colkern info`, `colkern bench`, `colkern index`, `colkern search`,
-`colkern quality build-dataset | train | evaluate | predict`."""
+"""Command line: `colkern info`, `colkern bench`, `colkern index` (page index, `--hybrid`, `--ray`),
+`colkern search`, `colkern quality build-dataset | train | evaluate | predict`,
+`colkern export qdrant | vespa`."""
 from __future__ import annotations
 
 import argparse
@@ -41,6 +42,9 @@ def main(argv=None) -> int:
     from .hybrid.cli import extend_commands as add_hybrid_options
 
     add_hybrid_options(sub)
+    from .distributed.cli import extend_commands as add_ray_options
+
+    add_ray_options(sub)
     from .quality.cli import add_commands as add_quality_commands
 
     add_quality_commands(sub)
