@@ -9,17 +9,15 @@
 
 #include <cstdint>
 
+#include "colkern/isa_select.h"
+#include "colkern/problem.h"
+
 namespace colkern::hamming {
 
-struct Problem {
-  const uint8_t* q = nullptr;       // [B, Lq, ceil(D/8)] packed bits
-  int64_t B = 0, Lq = 0, D = 0;
-  const uint8_t* q_mask = nullptr;  // [B, Lq] (0 = token ignored) or null for all valid
-  const uint8_t* bits = nullptr;    // [T, ceil(D/8)] packed bits
-  int64_t T = 0;
-  const int64_t* starts = nullptr;   // [N]
-  const int64_t* lengths = nullptr;  // [N]
-  int64_t N = 0;
+// Mask, sizes and document ranges: colkern/problem.h.
+struct Problem : QueryDocsProblem {
+  const uint8_t* q = nullptr;     // [B, Lq, ceil(D/8)] packed bits
+  const uint8_t* bits = nullptr;  // [T, ceil(D/8)] packed bits
 };
 
 // Throws std::invalid_argument when sizes or document ranges are inconsistent.
@@ -38,13 +36,7 @@ void topk(const Problem& p, int64_t k, float* out_scores, int64_t* out_indices, 
 using UpdateFn = void (*)(const uint64_t* q, int64_t n_tok, int64_t words, const uint8_t* doc,
                           int64_t nbytes, int64_t rows, int32_t* best);
 
-UpdateFn scalar_update();
-#ifdef COLKERN_HAVE_AVX2
-UpdateFn avx2_update();
-#endif
-#ifdef COLKERN_HAVE_AVX512
-UpdateFn avx512_update();
-#endif
+COLKERN_DECLARE_ISA_GETTERS(UpdateFn, update);
 #ifdef COLKERN_HAVE_AVX512_VPOPCNTDQ
 // Used at the AVX-512 level when the CPU also has VPOPCNTDQ (cpu_has_avx512_vpopcntdq()).
 UpdateFn avx512_vpopcnt_update();

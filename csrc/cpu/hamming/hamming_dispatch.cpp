@@ -2,14 +2,12 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "colkern/cpu_features.h"
 #include "colkern/dtype.h"
 #include "colkern/isa_select.h"
-#include "colkern/ranges.h"
+#include "colkern/problem.h"
 #include "cpu/maxsim/maxsim_driver.h"
 #include "hamming.h"
 
@@ -19,12 +17,7 @@ using maxsim::kMaxChunkRows;
 using maxsim::Scratch;
 
 void validate(const Problem& p) {
-  auto fail = [](const std::string& msg) { throw std::invalid_argument("maxsim_hamming: " + msg); };
-  if (p.D < 1) fail("dim must be >= 1, got " + std::to_string(p.D));
-  if (p.B < 0 || p.Lq < 0 || p.N < 0 || p.T < 0) fail("negative size");
-  if (p.B * p.Lq > 0 && p.q == nullptr) fail("Q_bits is null");
-  if (p.T > 0 && p.bits == nullptr) fail("document bits are null");
-  check_row_ranges(p.starts, p.lengths, p.N, p.T, "maxsim_hamming", "document", "docs_bits");
+  check_problem(p, p.q, p.bits, {"maxsim_hamming", "dim", "Q_bits", "bits", "docs_bits"});
 }
 
 namespace {

@@ -12,22 +12,17 @@
 #include <cstdint>
 
 #include "colkern/dtype.h"
+#include "colkern/isa_select.h"
+#include "colkern/problem.h"
 
 namespace colkern::maxsim {
 
 using ::colkern::DType;
 
-struct Problem {
-  const void* q = nullptr;        // [B, Lq, D] contiguous, dtype q_dtype
-  DType q_dtype = DType::F32;
-  int64_t B = 0, Lq = 0, D = 0;
-  const uint8_t* q_mask = nullptr;  // [B, Lq] (0 = token ignored) or null for all valid
-  const void* values = nullptr;   // [T, D] contiguous, dtype v_dtype
+// Queries, mask, sizes and document ranges: colkern/problem.h.
+struct Problem : FloatQueryProblem {
+  const void* values = nullptr;  // [T, D] contiguous, dtype v_dtype
   DType v_dtype = DType::F32;
-  int64_t T = 0;
-  const int64_t* starts = nullptr;   // [N]
-  const int64_t* lengths = nullptr;  // [N]
-  int64_t N = 0;
 };
 
 // Throws std::invalid_argument when sizes, dtype codes or document ranges are inconsistent;
@@ -63,13 +58,7 @@ struct Kernel {
                                 const uint16_t* doc, int64_t len, int64_t D, float* run_max) = nullptr;
 };
 
-const Kernel& scalar_kernel();
-#ifdef COLKERN_HAVE_AVX2
-const Kernel& avx2_kernel();
-#endif
-#ifdef COLKERN_HAVE_AVX512
-const Kernel& avx512_kernel();
-#endif
+COLKERN_DECLARE_ISA_GETTERS(const Kernel&, kernel);
 
 // The kernel of the active ISA level (see cpu_features.h); also the fp32 conversion of
 // float x bits queries (maxsim_bits/).

@@ -1,14 +1,12 @@
 // ISA selection, validation and the float x float scorer (FMA micro-kernel, or AMX tiles where
 // they apply).
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 #include <utility>
 #include <vector>
 
 #include "colkern/cpu_features.h"
 #include "colkern/isa_select.h"
-#include "colkern/ranges.h"
+#include "colkern/problem.h"
 #include "maxsim.h"
 #include "maxsim_driver.h"
 #include "query_tokens.h"
@@ -23,14 +21,9 @@ const Kernel& active_kernel() {
 }
 
 void validate(const Problem& p) {
-  auto fail = [](const std::string& msg) { throw std::invalid_argument("maxsim: " + msg); };
   check_dtype(p.q_dtype, "maxsim", "Q");
   check_dtype(p.v_dtype, "maxsim", "values");
-  if (p.D < 1) fail("dimension D must be >= 1, got " + std::to_string(p.D));
-  if (p.B < 0 || p.Lq < 0 || p.N < 0 || p.T < 0) fail("negative size");
-  if (p.B * p.Lq > 0 && p.q == nullptr) fail("Q is null");
-  if (p.T > 0 && p.values == nullptr) fail("document values are null");
-  check_row_ranges(p.starts, p.lengths, p.N, p.T, "maxsim", "document", "values");
+  check_problem(p, p.q, p.values, {"maxsim", "dimension D", "Q", "values", "values"});
 }
 
 namespace {

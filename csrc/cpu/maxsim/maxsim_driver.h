@@ -4,7 +4,8 @@
 // running max; the driver does the rest: threads, empty documents, per-query sums and the fused
 // top-k.
 //
-// Problem P: any of the three ops' problems; the driver reads only B, N, starts and lengths.
+// Problem P: any of the three ops' problems; the driver reads only its colkern/problem.h base
+// (B, N, starts and lengths).
 // Scorer interface:
 //   int64_t n_tok;                      valid query tokens
 //   std::vector<int64_t> owner;         query of each token

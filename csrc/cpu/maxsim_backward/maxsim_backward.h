@@ -50,12 +50,6 @@ struct Kernel {
   void (*axpy)(float a, const float* x, float* y, int64_t D);
 };
 
-const Kernel& scalar_kernel();
-#ifdef COLKERN_HAVE_AVX2
-const Kernel& avx2_kernel();
-#endif
-#ifdef COLKERN_HAVE_AVX512
-const Kernel& avx512_kernel();
-#endif
+COLKERN_DECLARE_ISA_GETTERS(const Kernel&, kernel);
 
 }  // namespace colkern::maxsim_backward

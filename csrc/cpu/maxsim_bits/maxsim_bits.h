@@ -11,20 +11,15 @@
 #include <cstdint>
 
 #include "colkern/dtype.h"
+#include "colkern/isa_select.h"
+#include "colkern/problem.h"
 
 namespace colkern::maxsim_bits {
 
-struct Problem {
-  const void* q = nullptr;        // [B, Lq, D] contiguous, dtype q_dtype
-  DType q_dtype = DType::F32;
-  int64_t B = 0, Lq = 0, D = 0;
-  const uint8_t* q_mask = nullptr;  // [B, Lq] (0 = token ignored) or null for all valid
+// Queries, mask, sizes and document ranges: colkern/problem.h.
+struct Problem : FloatQueryProblem {
   const uint8_t* bits = nullptr;  // [T, ceil(D/8)] packed bits
   BitsMode mode = BitsMode::PM1;
-  int64_t T = 0;
-  const int64_t* starts = nullptr;   // [N]
-  const int64_t* lengths = nullptr;  // [N]
-  int64_t N = 0;
 };
 
 // Throws std::invalid_argument when sizes, codes or document ranges are inconsistent.
@@ -52,12 +47,6 @@ struct Kernel {
                  uint8_t* nibbles, float* run_max);
 };
 
-const Kernel& scalar_kernel();
-#ifdef COLKERN_HAVE_AVX2
-const Kernel& avx2_kernel();
-#endif
-#ifdef COLKERN_HAVE_AVX512
-const Kernel& avx512_kernel();
-#endif
+COLKERN_DECLARE_ISA_GETTERS(const Kernel&, kernel);
 
 }  // namespace colkern::maxsim_bits

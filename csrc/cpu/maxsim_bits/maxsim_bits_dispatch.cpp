@@ -1,12 +1,10 @@
 // ISA selection, validation and the float x bits scorer, on the MaxSim driver.
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 #include <utility>
 #include <vector>
 
 #include "colkern/isa_select.h"
-#include "colkern/ranges.h"
+#include "colkern/problem.h"
 #include "cpu/maxsim/maxsim.h"
 #include "cpu/maxsim/maxsim_driver.h"
 #include "cpu/maxsim/query_tokens.h"
@@ -18,14 +16,9 @@ using maxsim::kMaxChunkRows;
 using maxsim::Scratch;
 
 void validate(const Problem& p) {
-  auto fail = [](const std::string& msg) { throw std::invalid_argument("maxsim_bits: " + msg); };
   check_dtype(p.q_dtype, "maxsim_bits", "Q");
   check_bits_mode(p.mode, "maxsim_bits");
-  if (p.D < 1) fail("dim must be >= 1, got " + std::to_string(p.D));
-  if (p.B < 0 || p.Lq < 0 || p.N < 0 || p.T < 0) fail("negative size");
-  if (p.B * p.Lq > 0 && p.q == nullptr) fail("Q is null");
-  if (p.T > 0 && p.bits == nullptr) fail("document bits are null");
-  check_row_ranges(p.starts, p.lengths, p.N, p.T, "maxsim_bits", "document", "docs_bits");
+  check_problem(p, p.q, p.bits, {"maxsim_bits", "dim", "Q", "bits", "docs_bits"});
 }
 
 namespace {

@@ -10,14 +10,26 @@
 
 #ifdef COLKERN_HAVE_AVX2
 #define COLKERN_IF_AVX2(getter) (getter)
+#define COLKERN_IF_AVX2_DECL(decl) decl
 #else
 #define COLKERN_IF_AVX2(getter) nullptr
+#define COLKERN_IF_AVX2_DECL(decl)
 #endif
 #ifdef COLKERN_HAVE_AVX512
 #define COLKERN_IF_AVX512(getter) (getter)
+#define COLKERN_IF_AVX512_DECL(decl) decl
 #else
 #define COLKERN_IF_AVX512(getter) nullptr
+#define COLKERN_IF_AVX512_DECL(decl)
 #endif
+
+// Declares an op's getters `ret scalar_<name>()`, `ret avx2_<name>()` and `ret avx512_<name>()`,
+// each defined in the op's <op>_<isa>.cpp; a level this build does not compile is not declared.
+// Used as `COLKERN_DECLARE_ISA_GETTERS(const Kernel&, kernel);`.
+#define COLKERN_DECLARE_ISA_GETTERS(ret, name) \
+  COLKERN_IF_AVX2_DECL(ret avx2_##name();)     \
+  COLKERN_IF_AVX512_DECL(ret avx512_##name();) \
+  ret scalar_##name()
 
 namespace colkern {
 
