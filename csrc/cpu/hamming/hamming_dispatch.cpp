@@ -43,7 +43,7 @@ struct HammingScorer {
   // 256 rows: the per-chunk costs (broadcasting a token, folding lanes) spread over more rows.
   int64_t chunk_rows = kMaxChunkRows;
 
-  HammingScorer(const Problem& problem, UpdateFn fn)
+  explicit HammingScorer(const Problem& problem, UpdateFn fn = active_update())
       : p(problem), update_fn(fn), nbytes(packed_row_bytes(p.D)), words((p.D + 63) / 64) {
     for (int64_t b = 0; b < p.B; ++b)
       for (int64_t i = 0; i < p.Lq; ++i) {
@@ -72,13 +72,11 @@ struct HammingScorer {
 }  // namespace
 
 void scores(const Problem& p, float* out, int num_threads) {
-  validate(p);
-  maxsim::run_scores(p, HammingScorer(p, active_update()), out, num_threads);
+  maxsim::validated_scores<HammingScorer>(p, out, num_threads);
 }
 
 void topk(const Problem& p, int64_t k, float* out_scores, int64_t* out_indices, int num_threads) {
-  validate(p);
-  maxsim::run_topk(p, HammingScorer(p, active_update()), k, out_scores, out_indices, num_threads);
+  maxsim::validated_topk<HammingScorer>(p, k, out_scores, out_indices, num_threads);
 }
 
 }  // namespace colkern::hamming

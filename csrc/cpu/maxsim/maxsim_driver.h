@@ -139,4 +139,19 @@ void run_topk(const P& p, const Scorer& sc, int64_t k, float* out_scores,
   }
 }
 
+// An op's scores() / topk() on this driver: the op's own validate(p) (found by argument-
+// dependent lookup) runs first, because constructing Scorer(p) already reads the query.
+template <class Scorer, class P>
+void validated_scores(const P& p, float* out, int num_threads) {
+  validate(p);
+  run_scores(p, Scorer(p), out, num_threads);
+}
+
+template <class Scorer, class P>
+void validated_topk(const P& p, int64_t k, float* out_scores, int64_t* out_indices,
+                    int num_threads) {
+  validate(p);
+  run_topk(p, Scorer(p), k, out_scores, out_indices, num_threads);
+}
+
 }  // namespace colkern::maxsim

@@ -43,7 +43,8 @@ struct BitsLutScorer {
   // into L1 less often when several blocks do not fit together.
   int64_t chunk_rows = kMaxChunkRows;
 
-  BitsLutScorer(const Problem& problem, const Kernel& kernel) : p(problem), lut(kernel) {
+  explicit BitsLutScorer(const Problem& problem, const Kernel& kernel = active_kernel())
+      : p(problem), lut(kernel) {
     run_max_pad = lut.block;
     // fp16 / bf16 query tokens are widened by the float MaxSim kernel of the active level.
     maxsim::QueryTokens tokens(p, maxsim::active_kernel());
@@ -73,13 +74,11 @@ struct BitsLutScorer {
 }  // namespace
 
 void scores(const Problem& p, float* out, int num_threads) {
-  validate(p);
-  maxsim::run_scores(p, BitsLutScorer(p, active_kernel()), out, num_threads);
+  maxsim::validated_scores<BitsLutScorer>(p, out, num_threads);
 }
 
 void topk(const Problem& p, int64_t k, float* out_scores, int64_t* out_indices, int num_threads) {
-  validate(p);
-  maxsim::run_topk(p, BitsLutScorer(p, active_kernel()), k, out_scores, out_indices, num_threads);
+  maxsim::validated_topk<BitsLutScorer>(p, k, out_scores, out_indices, num_threads);
 }
 
 }  // namespace colkern::maxsim_bits
