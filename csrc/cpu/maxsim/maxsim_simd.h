@@ -14,6 +14,8 @@
 #include <cstdint>
 
 #include "colkern/half.h"
+#include "cpu/simd/to_float.h"
+#include "maxsim.h"
 
 namespace colkern::maxsim {
 namespace {
@@ -185,6 +187,14 @@ inline void update_token_max_bf16_simd(const float* q, const float* packed, int6
                                        const uint16_t* doc, int64_t len, int64_t D, float* run_max) {
   update_token_max_simd<V, R, uint16_t>(q, packed, n_tok, doc, len, D, run_max);
 }
+
+// The kernel of one ISA, for its getter: R document rows per fp32 tile, R_BF16 per tile of bf16
+// rows widened in registers (each ISA's file says why, from its register count). A constant, so
+// no code of the ISA runs before the dispatch has chosen it.
+template <class V, int R, int R_BF16>
+constexpr Kernel kSimdKernel{packed_query_floats_simd<V>, pack_queries_simd<V>, to_float_rows<V>,
+                             update_token_max_simd<V, R>, V::W * 2,
+                             update_token_max_bf16_simd<V, R_BF16>};
 
 }  // namespace
 }  // namespace colkern::maxsim

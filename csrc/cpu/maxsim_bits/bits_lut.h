@@ -173,13 +173,12 @@ inline void update_bits_lut(const float* table, int64_t n_tok, const uint8_t* do
   }
 }
 
-// The kernel entry of one ISA: NV vectors of V::W tokens per block, R rows and A accumulators
-// per row in flight.
+// The kernel of one ISA, for its getter: NV vectors of V::W tokens per block, R rows and A
+// accumulators per row in flight. A constant, so no code of the ISA runs before the dispatch
+// has chosen it.
 template <class V, int NV, int R, int A>
-constexpr Kernel make_bits_lut_kernel() {
-  return Kernel{NV * V::W, bits_lut_floats<V, NV>, build_bits_lut<V, NV>,
-                       update_bits_lut<V, NV, R, A>};
-}
+constexpr Kernel kBitsLutKernel{NV * V::W, bits_lut_floats<V, NV>, build_bits_lut<V, NV>,
+                                update_bits_lut<V, NV, R, A>};
 
 }  // namespace
 }  // namespace colkern::maxsim_bits

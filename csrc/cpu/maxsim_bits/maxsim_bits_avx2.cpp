@@ -4,15 +4,10 @@
 #include "maxsim_bits.h"
 
 namespace colkern::maxsim_bits {
-namespace {
 
 // 8 tokens per table block (one ymm per entry, 16 KiB of table at D = 128), 4 rows x 2
 // accumulators = 8 add chains in flight. As fast per token pair as 16-token blocks, with less
 // padding when the token count is not a multiple of 16.
-constexpr Kernel kKernel = make_bits_lut_kernel<Avx2, 1, 4, 2>();
-
-}  // namespace
-
-const Kernel& avx2_kernel() { return kKernel; }
+const Kernel& avx2_kernel() { return kBitsLutKernel<Avx2, 1, 4, 2>; }
 
 }  // namespace colkern::maxsim_bits

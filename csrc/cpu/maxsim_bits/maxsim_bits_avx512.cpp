@@ -4,14 +4,9 @@
 #include "maxsim_bits.h"
 
 namespace colkern::maxsim_bits {
-namespace {
 
 // 16 tokens per table block (one zmm, one 64-byte line per entry), 2 rows x 4 accumulators =
 // 8 add chains in flight.
-constexpr Kernel kKernel = make_bits_lut_kernel<Avx512, 1, 2, 4>();
-
-}  // namespace
-
-const Kernel& avx512_kernel() { return kKernel; }
+const Kernel& avx512_kernel() { return kBitsLutKernel<Avx512, 1, 2, 4>; }
 
 }  // namespace colkern::maxsim_bits

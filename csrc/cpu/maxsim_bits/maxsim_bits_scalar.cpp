@@ -4,13 +4,8 @@
 #include "maxsim_bits.h"
 
 namespace colkern::maxsim_bits {
-namespace {
 
 // Blocks of 8 tokens in plain loops, one row and 2 accumulators at a time.
-constexpr Kernel kKernel = make_bits_lut_kernel<Scalar, 8, 1, 2>();
-
-}  // namespace
-
-const Kernel& scalar_kernel() { return kKernel; }
+const Kernel& scalar_kernel() { return kBitsLutKernel<Scalar, 8, 1, 2>; }
 
 }  // namespace colkern::maxsim_bits
