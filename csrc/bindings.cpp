@@ -9,8 +9,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "colkern/cpu_features.h"
@@ -60,18 +63,17 @@ py::dict isa_info() {
   return d;
 }
 
-maxsim::Problem maxsim_problem(Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D,
-                               Address q_mask_ptr, Address values_ptr, DType values_dtype, int64_t T,
-                               Address starts_ptr, Address lengths_ptr, int64_t N) {
-  maxsim::Problem p;
-  p.q = ptr<const void>(q_ptr);
-  p.q_dtype = q_dtype;
+// ---- MaxSim-family problems (colkern/problem.h) from keyword arguments --------------------
+
+// The shared part: queries' shape and mask, document ranges.
+template <class P>
+P query_docs_problem(int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr, int64_t T,
+                     Address starts_ptr, Address lengths_ptr, int64_t N) {
+  P p;
   p.B = B;
   p.Lq = Lq;
   p.D = D;
   p.q_mask = ptr<const uint8_t>(q_mask_ptr);
-  p.values = ptr<const void>(values_ptr);
-  p.v_dtype = values_dtype;
   p.T = T;
   p.starts = ptr<const int64_t>(starts_ptr);
   p.lengths = ptr<const int64_t>(lengths_ptr);
@@ -79,40 +81,98 @@ maxsim::Problem maxsim_problem(Address q_ptr, DType q_dtype, int64_t B, int64_t 
   return p;
 }
 
-maxsim_bits::Problem maxsim_bits_problem(Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D,
-                                         Address q_mask_ptr, Address bits_ptr, BitsMode mode, int64_t T,
-                                         Address starts_ptr, Address lengths_ptr, int64_t N) {
-  maxsim_bits::Problem p;
-  p.q = ptr<const void>(q_ptr);
-  p.q_dtype = q_dtype;
-  p.B = B;
-  p.Lq = Lq;
-  p.D = D;
-  p.q_mask = ptr<const uint8_t>(q_mask_ptr);
+// The document matrix of float-query problems and its element code: values and their dtype
+// (maxsim, maxsim_backward), or packed bits and how a bit is read (maxsim_bits).
+void set_documents(maxsim::Problem& p, Address values_ptr, DType values_dtype) {
+  p.values = ptr<const void>(values_ptr);
+  p.v_dtype = values_dtype;
+}
+
+void set_documents(maxsim_bits::Problem& p, Address bits_ptr, BitsMode mode) {
   p.bits = ptr<const uint8_t>(bits_ptr);
   p.mode = mode;
-  p.T = T;
-  p.starts = ptr<const int64_t>(starts_ptr);
-  p.lengths = ptr<const int64_t>(lengths_ptr);
-  p.N = N;
+}
+
+template <class P, class DocsCode>
+P float_query_problem(Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D,
+                      Address q_mask_ptr, Address docs_ptr, DocsCode docs_code, int64_t T,
+                      Address starts_ptr, Address lengths_ptr, int64_t N) {
+  auto p = query_docs_problem<P>(B, Lq, D, q_mask_ptr, T, starts_ptr, lengths_ptr, N);
+  p.q = ptr<const void>(q_ptr);
+  p.q_dtype = q_dtype;
+  set_documents(p, docs_ptr, docs_code);
   return p;
 }
+
+constexpr auto maxsim_problem = float_query_problem<maxsim::Problem, DType>;
+constexpr auto maxsim_bits_problem = float_query_problem<maxsim_bits::Problem, BitsMode>;
 
 hamming::Problem hamming_problem(Address q_ptr, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
                                  Address bits_ptr, int64_t T, Address starts_ptr, Address lengths_ptr,
                                  int64_t N) {
-  hamming::Problem p;
+  auto p = query_docs_problem<hamming::Problem>(B, Lq, D, q_mask_ptr, T, starts_ptr, lengths_ptr, N);
   p.q = ptr<const uint8_t>(q_ptr);
-  p.B = B;
-  p.Lq = Lq;
-  p.D = D;
-  p.q_mask = ptr<const uint8_t>(q_mask_ptr);
   p.bits = ptr<const uint8_t>(bits_ptr);
-  p.T = T;
-  p.starts = ptr<const int64_t>(starts_ptr);
-  p.lengths = ptr<const int64_t>(lengths_ptr);
-  p.N = N;
   return p;
+}
+
+// The keyword names of each builder's parameters, in order.
+constexpr std::array<const char*, 12> kMaxsimArgs{
+    "q_ptr", "q_dtype", "B", "Lq", "D", "q_mask_ptr", "values_ptr", "values_dtype", "T",
+    "starts_ptr", "lengths_ptr", "N"};
+constexpr std::array<const char*, 12> kMaxsimBitsArgs{
+    "q_ptr", "q_dtype", "B", "Lq", "D", "q_mask_ptr", "bits_ptr", "mode", "T", "starts_ptr",
+    "lengths_ptr", "N"};
+constexpr std::array<const char*, 10> kHammingArgs{
+    "q_ptr", "B", "Lq", "D", "q_mask_ptr", "bits_ptr", "T", "starts_ptr", "lengths_ptr", "N"};
+
+// ---- Entries over a problem ------------------------------------------------------------
+
+template <class Entry, size_t K, size_t... I, class... Extra>
+void def_keyword_only(py::module_& m, const char* name, Entry entry,
+                      const std::array<const char*, K>& names, std::index_sequence<I...>,
+                      const Extra&... extra) {
+  m.def(name, std::move(entry), py::kw_only(), py::arg(names[I])..., extra...);
+}
+
+// Binds name(*, <make's parameters, named by names>, <fn's parameters after the problem, named by
+// extra's py::args>) and extra's docstring: the problem is built with the GIL held and fn runs
+// with it released.
+template <class P, class... MakeArgs, size_t K, class... FnArgs, class... Extra>
+void def_problem_entry(py::module_& m, const char* name, P (*make)(MakeArgs...),
+                       const std::array<const char*, K>& names, void (*fn)(const P&, FnArgs...),
+                       const Extra&... extra) {
+  static_assert(K == sizeof...(MakeArgs), "one keyword name per problem argument");
+  auto entry = [make, fn](MakeArgs... problem_args, FnArgs... fn_args) {
+    const P p = make(problem_args...);
+    py::gil_scoped_release release;
+    fn(p, fn_args...);
+  };
+  def_keyword_only(m, name, std::move(entry), names, std::make_index_sequence<K>{}, extra...);
+}
+
+template <auto scores, class P>
+void scores_entry(const P& p, Address out_ptr, int num_threads) {
+  scores(p, ptr<float>(out_ptr), num_threads);
+}
+
+template <auto topk, class P>
+void topk_entry(const P& p, int64_t k, Address out_scores_ptr, Address out_indices_ptr,
+                int num_threads) {
+  topk(p, k, ptr<float>(out_scores_ptr), ptr<int64_t>(out_indices_ptr), num_threads);
+}
+
+// <op>_scores(*, <problem>, out_ptr, num_threads) and
+// <op>_topk(*, <problem>, k, out_scores_ptr, out_indices_ptr, num_threads), on op's scores / topk.
+template <auto scores, auto topk, class P, class... MakeArgs, size_t K>
+void def_scores_topk(py::module_& m, const std::string& op, P (*make)(MakeArgs...),
+                     const std::array<const char*, K>& names, const char* scores_doc,
+                     const char* topk_doc) {
+  def_problem_entry(m, (op + "_scores").c_str(), make, names, &scores_entry<scores, P>,
+                    py::arg("out_ptr"), py::arg("num_threads"), scores_doc);
+  def_problem_entry(m, (op + "_topk").c_str(), make, names, &topk_entry<topk, P>, py::arg("k"),
+                    py::arg("out_scores_ptr"), py::arg("out_indices_ptr"), py::arg("num_threads"),
+                    topk_doc);
 }
 
 void bind_enums(py::module_& m) {
@@ -129,133 +189,43 @@ void bind_enums(py::module_& m) {
 }
 
 void bind_maxsim(py::module_& m) {
-  m.def(
-      "maxsim_scores",
-      [](Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
-         Address values_ptr, DType values_dtype, int64_t T, Address starts_ptr, Address lengths_ptr,
-         int64_t N, Address out_ptr, int num_threads) {
-        const auto p = maxsim_problem(q_ptr, q_dtype, B, Lq, D, q_mask_ptr, values_ptr, values_dtype, T,
-                                      starts_ptr, lengths_ptr, N);
-        py::gil_scoped_release release;
-        maxsim::scores(p, ptr<float>(out_ptr), num_threads);
-      },
-      py::kw_only(), py::arg("q_ptr"), py::arg("q_dtype"), py::arg("B"), py::arg("Lq"), py::arg("D"),
-      py::arg("q_mask_ptr"), py::arg("values_ptr"), py::arg("values_dtype"), py::arg("T"),
-      py::arg("starts_ptr"), py::arg("lengths_ptr"), py::arg("N"), py::arg("out_ptr"),
-      py::arg("num_threads"), "MaxSim scores [B, N] float32 into out_ptr.");
-  m.def(
-      "maxsim_topk",
-      [](Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
-         Address values_ptr, DType values_dtype, int64_t T, Address starts_ptr, Address lengths_ptr,
-         int64_t N, int64_t k, Address out_scores_ptr, Address out_indices_ptr, int num_threads) {
-        const auto p = maxsim_problem(q_ptr, q_dtype, B, Lq, D, q_mask_ptr, values_ptr, values_dtype, T,
-                                      starts_ptr, lengths_ptr, N);
-        py::gil_scoped_release release;
-        maxsim::topk(p, k, ptr<float>(out_scores_ptr), ptr<int64_t>(out_indices_ptr), num_threads);
-      },
-      py::kw_only(), py::arg("q_ptr"), py::arg("q_dtype"), py::arg("B"), py::arg("Lq"), py::arg("D"),
-      py::arg("q_mask_ptr"), py::arg("values_ptr"), py::arg("values_dtype"), py::arg("T"),
-      py::arg("starts_ptr"), py::arg("lengths_ptr"), py::arg("N"), py::arg("k"), py::arg("out_scores_ptr"),
-      py::arg("out_indices_ptr"), py::arg("num_threads"),
+  def_scores_topk<maxsim::scores, maxsim::topk>(
+      m, "maxsim", maxsim_problem, kMaxsimArgs, "MaxSim scores [B, N] float32 into out_ptr.",
       "MaxSim top-k: [B, min(k, N)] float32 scores and int64 indices, best first.");
 }
 
 void bind_maxsim_backward(py::module_& m) {
-  m.def(
-      "maxsim_argmax",
-      [](Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
-         Address values_ptr, DType values_dtype, int64_t T, Address starts_ptr, Address lengths_ptr,
-         int64_t N, Address out_ptr, Address argmax_ptr, int num_threads) {
-        const auto p = maxsim_problem(q_ptr, q_dtype, B, Lq, D, q_mask_ptr, values_ptr, values_dtype, T,
-                                      starts_ptr, lengths_ptr, N);
-        py::gil_scoped_release release;
+  def_problem_entry(
+      m, "maxsim_argmax", maxsim_problem, kMaxsimArgs,
+      +[](const maxsim::Problem& p, Address out_ptr, Address argmax_ptr, int num_threads) {
         maxsim_backward::scores_argmax(p, ptr<float>(out_ptr), ptr<int32_t>(argmax_ptr), num_threads);
       },
-      py::kw_only(), py::arg("q_ptr"), py::arg("q_dtype"), py::arg("B"), py::arg("Lq"), py::arg("D"),
-      py::arg("q_mask_ptr"), py::arg("values_ptr"), py::arg("values_dtype"), py::arg("T"),
-      py::arg("starts_ptr"), py::arg("lengths_ptr"), py::arg("N"), py::arg("out_ptr"), py::arg("argmax_ptr"),
-      py::arg("num_threads"),
+      py::arg("out_ptr"), py::arg("argmax_ptr"), py::arg("num_threads"),
       "MaxSim scores [B, N] float32 into out_ptr and the winning local row [B, Lq, N] int32 into "
       "argmax_ptr (-1: masked token or empty document; ties to the lowest row).");
-  m.def(
-      "maxsim_backward",
-      [](Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
-         Address values_ptr, DType values_dtype, int64_t T, Address starts_ptr, Address lengths_ptr,
-         int64_t N, Address grad_ptr, Address argmax_ptr, Address dq_ptr, Address dvalues_ptr,
-         int num_threads) {
-        const auto p = maxsim_problem(q_ptr, q_dtype, B, Lq, D, q_mask_ptr, values_ptr, values_dtype, T,
-                                      starts_ptr, lengths_ptr, N);
-        py::gil_scoped_release release;
+  def_problem_entry(
+      m, "maxsim_backward", maxsim_problem, kMaxsimArgs,
+      +[](const maxsim::Problem& p, Address grad_ptr, Address argmax_ptr, Address dq_ptr,
+          Address dvalues_ptr, int num_threads) {
         maxsim_backward::backward(p, ptr<const float>(grad_ptr), ptr<const int32_t>(argmax_ptr),
                                   ptr<float>(dq_ptr), ptr<float>(dvalues_ptr), num_threads);
       },
-      py::kw_only(), py::arg("q_ptr"), py::arg("q_dtype"), py::arg("B"), py::arg("Lq"), py::arg("D"),
-      py::arg("q_mask_ptr"), py::arg("values_ptr"), py::arg("values_dtype"), py::arg("T"),
-      py::arg("starts_ptr"), py::arg("lengths_ptr"), py::arg("N"), py::arg("grad_ptr"), py::arg("argmax_ptr"),
-      py::arg("dq_ptr"), py::arg("dvalues_ptr"), py::arg("num_threads"),
+      py::arg("grad_ptr"), py::arg("argmax_ptr"), py::arg("dq_ptr"), py::arg("dvalues_ptr"),
+      py::arg("num_threads"),
       "MaxSim backward: dQ [B, Lq, D] and dvalues [T, D] float32 from grad [B, N] float32 and the "
       "argmax of maxsim_argmax.");
 }
 
 void bind_maxsim_bits(py::module_& m) {
-  m.def(
-      "maxsim_bits_scores",
-      [](Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
-         Address bits_ptr, BitsMode mode, int64_t T, Address starts_ptr, Address lengths_ptr, int64_t N,
-         Address out_ptr, int num_threads) {
-        const auto p = maxsim_bits_problem(q_ptr, q_dtype, B, Lq, D, q_mask_ptr, bits_ptr, mode, T,
-                                           starts_ptr, lengths_ptr, N);
-        py::gil_scoped_release release;
-        maxsim_bits::scores(p, ptr<float>(out_ptr), num_threads);
-      },
-      py::kw_only(), py::arg("q_ptr"), py::arg("q_dtype"), py::arg("B"), py::arg("Lq"), py::arg("D"),
-      py::arg("q_mask_ptr"), py::arg("bits_ptr"), py::arg("mode"), py::arg("T"), py::arg("starts_ptr"),
-      py::arg("lengths_ptr"), py::arg("N"), py::arg("out_ptr"), py::arg("num_threads"),
-      "Float x bits MaxSim scores [B, N] float32 into out_ptr.");
-  m.def(
-      "maxsim_bits_topk",
-      [](Address q_ptr, DType q_dtype, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr,
-         Address bits_ptr, BitsMode mode, int64_t T, Address starts_ptr, Address lengths_ptr, int64_t N,
-         int64_t k, Address out_scores_ptr, Address out_indices_ptr, int num_threads) {
-        const auto p = maxsim_bits_problem(q_ptr, q_dtype, B, Lq, D, q_mask_ptr, bits_ptr, mode, T,
-                                           starts_ptr, lengths_ptr, N);
-        py::gil_scoped_release release;
-        maxsim_bits::topk(p, k, ptr<float>(out_scores_ptr), ptr<int64_t>(out_indices_ptr), num_threads);
-      },
-      py::kw_only(), py::arg("q_ptr"), py::arg("q_dtype"), py::arg("B"), py::arg("Lq"), py::arg("D"),
-      py::arg("q_mask_ptr"), py::arg("bits_ptr"), py::arg("mode"), py::arg("T"), py::arg("starts_ptr"),
-      py::arg("lengths_ptr"), py::arg("N"), py::arg("k"), py::arg("out_scores_ptr"),
-      py::arg("out_indices_ptr"), py::arg("num_threads"), "Float x bits MaxSim top-k.");
+  def_scores_topk<maxsim_bits::scores, maxsim_bits::topk>(
+      m, "maxsim_bits", maxsim_bits_problem, kMaxsimBitsArgs,
+      "Float x bits MaxSim scores [B, N] float32 into out_ptr.", "Float x bits MaxSim top-k.");
 }
 
 void bind_hamming(py::module_& m) {
-  m.def(
-      "hamming_scores",
-      [](Address q_ptr, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr, Address bits_ptr,
-         int64_t T, Address starts_ptr, Address lengths_ptr, int64_t N, Address out_ptr, int num_threads) {
-        const auto p = hamming_problem(q_ptr, B, Lq, D, q_mask_ptr, bits_ptr, T, starts_ptr,
-                                       lengths_ptr, N);
-        py::gil_scoped_release release;
-        hamming::scores(p, ptr<float>(out_ptr), num_threads);
-      },
-      py::kw_only(), py::arg("q_ptr"), py::arg("B"), py::arg("Lq"), py::arg("D"),
-      py::arg("q_mask_ptr"), py::arg("bits_ptr"), py::arg("T"), py::arg("starts_ptr"),
-      py::arg("lengths_ptr"), py::arg("N"), py::arg("out_ptr"), py::arg("num_threads"),
-      "Hamming MaxSim scores [B, N] float32 into out_ptr.");
-  m.def(
-      "hamming_topk",
-      [](Address q_ptr, int64_t B, int64_t Lq, int64_t D, Address q_mask_ptr, Address bits_ptr,
-         int64_t T, Address starts_ptr, Address lengths_ptr, int64_t N, int64_t k, Address out_scores_ptr,
-         Address out_indices_ptr, int num_threads) {
-        const auto p = hamming_problem(q_ptr, B, Lq, D, q_mask_ptr, bits_ptr, T, starts_ptr,
-                                       lengths_ptr, N);
-        py::gil_scoped_release release;
-        hamming::topk(p, k, ptr<float>(out_scores_ptr), ptr<int64_t>(out_indices_ptr), num_threads);
-      },
-      py::kw_only(), py::arg("q_ptr"), py::arg("B"), py::arg("Lq"), py::arg("D"),
-      py::arg("q_mask_ptr"), py::arg("bits_ptr"), py::arg("T"), py::arg("starts_ptr"),
-      py::arg("lengths_ptr"), py::arg("N"), py::arg("k"), py::arg("out_scores_ptr"),
-      py::arg("out_indices_ptr"), py::arg("num_threads"), "Hamming MaxSim top-k.");
+  def_scores_topk<hamming::scores, hamming::topk>(
+      m, "hamming", hamming_problem, kHammingArgs,
+      "Hamming MaxSim scores [B, N] float32 into out_ptr.", "Hamming MaxSim top-k.");
 }
 
 void bind_patch_pool(py::module_& m) {
