@@ -8,7 +8,7 @@ yields an interpreter function, which cannot be compiled.
 from __future__ import annotations
 
 import sys
-from typing import Callable, List
+from typing import Callable, Iterable, List, Tuple
 
 import torch
 import triton
@@ -40,6 +40,17 @@ def compile_variant(fn, signature: dict, constexprs: dict, target, num_warps: in
     if not cubin:
         raise RuntimeError(f"aot_compile_all: no cubin for {fn.__name__} sm_{target.arch}")
     return f"{len(cubin)} B cubin, {compiled.metadata.shared} B shared memory"
+
+
+def compile_all(arch: int, variants: Iterable[Tuple[object, str, dict, dict]], num_warps: int) -> List[str]:
+    """Compiles each (kernel, label, signature, constexprs) of `variants` for CUDA sm_`arch` (see
+    compile_variant); raises on the first lowering error. -> one line per variant,
+    "<label>: <cubin bytes> B cubin, <shared bytes> B shared memory"."""
+    lines = []
+    for fn, label, signature, constexprs in variants:
+        info = compile_variant(fn, signature, constexprs, gpu_target(arch, fn), num_warps)
+        lines.append(f"{label}: {info}")
+    return lines
 
 
 def main(aot_compile_all: Callable[[int], List[str]]) -> None:

@@ -19,7 +19,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._aot import compile_variant, gpu_target, main
+from ._aot import compile_all, main
+from ._common import _doc_range, _query_rows
 
 # Tiling: a program XORs a [BLOCK_Q, BLOCK_N, BLOCK_W] tile of 32-bit words (every query token
 # against every document row, BLOCK_W words of each) and popcounts it; ~_TILE words keeps that
@@ -70,11 +71,8 @@ def _maxsim_hamming_kernel(q_ptr, qmask_ptr, bits_ptr, starts_ptr, lengths_ptr, 
                            N, HAS_MASK: tl.constexpr, WORDS: tl.constexpr,
                            ONE_W_CHUNK: tl.constexpr, BLOCK_Q: tl.constexpr,
                            BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr):
-    n = tl.program_id(0)  # documents on axis 0: N may exceed the 65535 limit of axes 1 and 2
+    n, start, length = _doc_range(starts_ptr, lengths_ptr)
     b = tl.program_id(1).to(tl.int64)
-    start = tl.load(starts_ptr + n)  # int64: row offsets into a large corpus overflow int32
-    length = tl.load(lengths_ptr + n)
-    offs_q = tl.arange(0, BLOCK_Q)
     offs_n = tl.arange(0, BLOCK_N)
     offs_w = tl.arange(0, BLOCK_W)
     # Row stride in elements of the pointers: words when WORDS, bytes otherwise.
@@ -88,11 +86,7 @@ def _maxsim_hamming_kernel(q_ptr, qmask_ptr, bits_ptr, starts_ptr, lengths_ptr, 
     # marks "no row yet"; the sum over tokens is int64 (Lq * D could pass int32).
     total = tl.zeros([BLOCK_Q], dtype=tl.int64)
     for q0 in range(0, Lq, BLOCK_Q):
-        rows = q0 + offs_q
-        row_ok = rows < Lq
-        if HAS_MASK:
-            keep = tl.load(qmask_ptr + b * Lq + rows, mask=row_ok, other=0)
-            row_ok = row_ok & (keep != 0)
+        rows, _, row_ok = _query_rows(qmask_ptr, b, Lq, q0, BLOCK_Q, HAS_MASK)
         q_off = (b * Lq + rows) * RS
         if ONE_W_CHUNK:
             # The whole query tile fits: loaded once per query block, not once per doc block.
@@ -180,8 +174,7 @@ def aot_compile_all(arch: int) -> List[str]:
     """Compiles _maxsim_hamming_kernel for CUDA sm_`arch` with word and byte loads, with and
     without q_mask, one and several word chunks. Raises on any lowering error; returns one line
     per compiled variant."""
-    target = gpu_target(arch, _maxsim_hamming_kernel)
-    done = []
+    variants = []
     # Word loads (nbytes % 4 == 0) and byte loads, one word chunk and several, tiny Lq and dim.
     for words, has_mask, Lq, D in [(True, True, 32, 128), (True, False, 32, 1024),
                                    (False, False, 32, 130), (False, True, 1, 2000)]:
@@ -190,10 +183,10 @@ def aot_compile_all(arch: int) -> List[str]:
         sig = {"q_ptr": ptr, "qmask_ptr": "*i1", "bits_ptr": ptr, "starts_ptr": "*i64",
                "lengths_ptr": "*i64", "out_ptr": "*fp32", "Lq": "i32", "D": "i32", "NB": "i32",
                "N": "i32"}
-        info = compile_variant(_maxsim_hamming_kernel, sig, cfg, target, _NUM_WARPS)
-        done.append(f"_maxsim_hamming_kernel sm_{arch} words={words} mask={has_mask} Lq={Lq} "
-                    f"D={D}: {info}")
-    return done
+        variants.append((_maxsim_hamming_kernel,
+                         f"_maxsim_hamming_kernel sm_{arch} words={words} mask={has_mask} Lq={Lq} D={D}",
+                         sig, cfg))
+    return compile_all(arch, variants, _NUM_WARPS)
 
 
 if __name__ == "__main__":  # python -m colkern.triton_kernels.hamming 80 90

@@ -24,7 +24,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._aot import TL_DTYPES, compile_variant, gpu_target, main
+from ._aot import TL_DTYPES, compile_all, main
+from ._common import _doc_range, _query_rows
 
 # Tiling. A program owns one (document, query) pair and walks the query tokens in BLOCK_Q rows,
 # the document in BLOCK_N rows and the embedding in BLOCK_D columns, so the live tile is
@@ -72,11 +73,8 @@ def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr
                        HAS_MASK: tl.constexpr, BITS: tl.constexpr, PM1: tl.constexpr,
                        IEEE: tl.constexpr, UPCAST: tl.constexpr, ONE_D_CHUNK: tl.constexpr,
                        BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    n = tl.program_id(0)  # documents on axis 0: N may exceed the 65535 limit of axes 1 and 2
+    n, start, length = _doc_range(starts_ptr, lengths_ptr)
     b = tl.program_id(1).to(tl.int64)
-    start = tl.load(starts_ptr + n)  # int64: row offsets into a large corpus overflow int32
-    length = tl.load(lengths_ptr + n)
-    offs_q = tl.arange(0, BLOCK_Q)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     q_base = q_ptr + b * Lq * D
@@ -84,11 +82,7 @@ def _maxsim_fwd_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr
     # Per-lane partial sums over the query blocks, reduced once at the end.
     total = tl.zeros([BLOCK_Q], dtype=tl.float32)
     for q0 in range(0, Lq, BLOCK_Q):
-        rows = q0 + offs_q
-        row_ok = rows < Lq
-        if HAS_MASK:
-            keep = tl.load(qmask_ptr + b * Lq + rows, mask=row_ok, other=0)
-            row_ok = row_ok & (keep != 0)
+        rows, _, row_ok = _query_rows(qmask_ptr, b, Lq, q0, BLOCK_Q, HAS_MASK)
         if ONE_D_CHUNK:
             # D <= BLOCK_D (the common case): the query tile is loaded once, not once per
             # document block.
@@ -167,6 +161,22 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+def _launch_fwd(Q: Tensor, q_mask: Optional[Tensor], docs: Tensor, starts: Tensor, lengths: Tensor,
+                D: int, row: int, mode: Optional[str]) -> Tensor:
+    """_maxsim_fwd_kernel on one program per (document, query): docs holds `row` elements per
+    document row (D floats, or ceil(D / 8) bytes of bits in `mode`). -> float32 [B, N]."""
+    B, Lq, _ = Q.shape
+    N = starts.shape[0]
+    out = torch.empty(B, N, dtype=torch.float32, device=Q.device)
+    if B == 0 or N == 0:
+        return out  # an empty grid cannot be launched, and there is nothing to compute
+    mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
+    _maxsim_fwd_kernel[(N, B)](Q, mask, docs, starts, lengths, out, Lq, D, row, N,
+                               HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
+                               **_config(Lq, D, Q.dtype, _interpreting(), mode))
+    return out
+
+
 def maxsim_triton(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: Tensor,
                   lengths: Tensor) -> Tensor:
     """MaxSim scores of B queries against N packed documents.
@@ -177,16 +187,8 @@ def maxsim_triton(Q: Tensor, q_mask: Optional[Tensor], values: Tensor, starts: T
     starts, lengths: int64 [N].
     -> float32 [B, N]. Inputs are assumed validated (torch.ops.colkern.maxsim checks them).
     """
-    B, Lq, D = Q.shape
-    N = starts.shape[0]
-    out = torch.empty(B, N, dtype=torch.float32, device=Q.device)
-    if B == 0 or N == 0:
-        return out  # an empty grid cannot be launched, and there is nothing to compute
-    mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
-    _maxsim_fwd_kernel[(N, B)](Q, mask, values, starts, lengths, out, Lq, D, D, N,
-                               HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
-                               **_config(Lq, D, Q.dtype, _interpreting()))
-    return out
+    D = Q.shape[2]
+    return _launch_fwd(Q, q_mask, values, starts, lengths, D, D, None)
 
 
 def maxsim_bits_triton(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts: Tensor,
@@ -202,16 +204,7 @@ def maxsim_bits_triton(Q: Tensor, q_mask: Optional[Tensor], bits: Tensor, starts
     """
     if mode not in _MODES:
         raise ValueError(f"maxsim_bits: mode must be 'pm1' or '01', got {mode!r}")
-    B, Lq, _ = Q.shape
-    N = starts.shape[0]
-    out = torch.empty(B, N, dtype=torch.float32, device=Q.device)
-    if B == 0 or N == 0:
-        return out  # an empty grid cannot be launched, and there is nothing to compute
-    mask = q_mask if q_mask is not None else Q  # placeholder pointer, never read
-    _maxsim_fwd_kernel[(N, B)](Q, mask, bits, starts, lengths, out, Lq, dim, (dim + 7) // 8, N,
-                               HAS_MASK=q_mask is not None, num_warps=_NUM_WARPS,
-                               **_config(Lq, dim, Q.dtype, _interpreting(), mode))
-    return out
+    return _launch_fwd(Q, q_mask, bits, starts, lengths, dim, (dim + 7) // 8, mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,27 +215,26 @@ def aot_compile_all(arch: int) -> List[str]:
     """Compiles _maxsim_fwd_kernel for CUDA sm_`arch` over representative configs: float
     documents per dtype with and without q_mask, one and several D chunks; bits documents per
     dtype x mode likewise. Raises on any lowering error; returns one line per compiled variant."""
-    target = gpu_target(arch, _maxsim_fwd_kernel)
-    done = []
+    variants = []
     # (Q dtype, bits mode or None for float documents, q_mask, Lq, D)
-    variants = [(torch.float32, None, True, 32, 128), (torch.float32, None, False, 3, 130),
+    configs = [(torch.float32, None, True, 32, 128), (torch.float32, None, False, 3, 130),
                 (torch.float16, None, False, 32, 128), (torch.float16, None, True, 1, 8),
                 (torch.float16, None, True, 3, 130), (torch.bfloat16, None, True, 32, 96),
                 (torch.bfloat16, None, False, 17, 130),
                 (torch.float32, "pm1", True, 32, 128), (torch.float32, "01", False, 3, 130),
                 (torch.float16, "pm1", False, 32, 128), (torch.float16, "01", True, 1, 130),
                 (torch.bfloat16, "01", True, 32, 96), (torch.bfloat16, "pm1", False, 33, 130)]
-    for dtype, mode, has_mask, Lq, D in variants:
+    for dtype, mode, has_mask, Lq, D in configs:
         tl_name = TL_DTYPES[dtype]
         constexprs = dict(HAS_MASK=has_mask, **_config(Lq, D, dtype, interpret=False, mode=mode))
         signature = {"q_ptr": f"*{tl_name}", "qmask_ptr": "*i1",
                      "v_ptr": "*u8" if mode else f"*{tl_name}",
                      "starts_ptr": "*i64", "lengths_ptr": "*i64", "out_ptr": "*fp32",
                      "Lq": "i32", "D": "i32", "ROW": "i32", "N": "i32"}
-        info = compile_variant(_maxsim_fwd_kernel, signature, constexprs, target, _NUM_WARPS)
         kind = f"(bits) sm_{arch} {tl_name} {mode}" if mode else f"sm_{arch} {tl_name}"
-        done.append(f"_maxsim_fwd_kernel {kind} mask={has_mask} Lq={Lq} D={D}: {info}")
-    return done
+        variants.append((_maxsim_fwd_kernel, f"_maxsim_fwd_kernel {kind} mask={has_mask} Lq={Lq} D={D}",
+                         signature, constexprs))
+    return compile_all(arch, variants, _NUM_WARPS)
 
 
 if __name__ == "__main__":  # python -m colkern.triton_kernels.maxsim 80 90

@@ -20,7 +20,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._aot import TL_DTYPES, compile_variant, gpu_target, main
+from ._aot import TL_DTYPES, compile_all, main
+from ._common import _doc_range, _query_rows
 from .maxsim import _config, _interpreting
 
 _NUM_WARPS = 4
@@ -32,22 +33,14 @@ _BW_BLOCK_D = 64
 def _maxsim_argmax_kernel(q_ptr, qmask_ptr, v_ptr, starts_ptr, lengths_ptr, out_ptr, amax_ptr, Lq, D, N,
                           HAS_MASK: tl.constexpr, IEEE: tl.constexpr, UPCAST: tl.constexpr,
                           BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    n = tl.program_id(0)  # documents on axis 0: N may exceed the 65535 limit of axes 1 and 2
+    n, start, length = _doc_range(starts_ptr, lengths_ptr)
     b = tl.program_id(1).to(tl.int64)
-    start = tl.load(starts_ptr + n)
-    length = tl.load(lengths_ptr + n)
-    offs_q = tl.arange(0, BLOCK_Q)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     q_base = q_ptr + b * Lq * D
     total = tl.zeros([BLOCK_Q], dtype=tl.float32)
     for q0 in range(0, Lq, BLOCK_Q):
-        rows = q0 + offs_q
-        in_q = rows < Lq
-        row_ok = in_q
-        if HAS_MASK:
-            keep = tl.load(qmask_ptr + b * Lq + rows, mask=in_q, other=0)
-            row_ok = row_ok & (keep != 0)
+        rows, in_q, row_ok = _query_rows(qmask_ptr, b, Lq, q0, BLOCK_Q, HAS_MASK)
         best = tl.full([BLOCK_Q], float("-inf"), dtype=tl.float32)
         best_idx = tl.zeros([BLOCK_Q], dtype=tl.int32)
         nan_seen = tl.zeros([BLOCK_Q], dtype=tl.int32)
@@ -158,8 +151,7 @@ def maxsim_backward_triton(grad: Tensor, Q: Tensor, values: Tensor, starts: Tens
 def aot_compile_all(arch: int) -> List[str]:
     """Compiles both kernels for CUDA sm_`arch` per dtype, with and without q_mask, one and
     several D chunks. Raises on any lowering error; returns one line per compiled variant."""
-    done = []
-    target = gpu_target(arch, _maxsim_argmax_kernel)
+    variants = []
     for dtype, has_mask, Lq, D in [(torch.float32, True, 32, 128), (torch.float16, False, 3, 130),
                                    (torch.bfloat16, True, 17, 96), (torch.bfloat16, False, 32, 128)]:
         tl_name = TL_DTYPES[dtype]
@@ -167,14 +159,14 @@ def aot_compile_all(arch: int) -> List[str]:
                      "lengths_ptr": "*i64", "out_ptr": "*fp32", "amax_ptr": "*i32", "Lq": "i32", "D": "i32",
                      "N": "i32"}
         constexprs = dict(HAS_MASK=has_mask, **_argmax_config(Lq, D, dtype, interpret=False))
-        info = compile_variant(_maxsim_argmax_kernel, signature, constexprs, target, _NUM_WARPS)
-        done.append(f"_maxsim_argmax_kernel sm_{arch} {tl_name} mask={has_mask} Lq={Lq} D={D}: {info}")
+        variants.append((_maxsim_argmax_kernel,
+                         f"_maxsim_argmax_kernel sm_{arch} {tl_name} mask={has_mask} Lq={Lq} D={D}",
+                         signature, constexprs))
         signature = {"grad_ptr": "*fp32", "q_ptr": f"*{tl_name}", "v_ptr": f"*{tl_name}", "starts_ptr": "*i64",
                      "amax_ptr": "*i32", "dq_ptr": "*fp32", "dv_ptr": "*fp32", "Lq": "i32", "D": "i32", "N": "i32"}
-        info = compile_variant(_maxsim_backward_kernel, signature,
-                               dict(BLOCK_Q=_BW_BLOCK_Q, BLOCK_D=_BW_BLOCK_D), target, _NUM_WARPS)
-        done.append(f"_maxsim_backward_kernel sm_{arch} {tl_name}: {info}")
-    return done
+        variants.append((_maxsim_backward_kernel, f"_maxsim_backward_kernel sm_{arch} {tl_name}", signature,
+                         dict(BLOCK_Q=_BW_BLOCK_Q, BLOCK_D=_BW_BLOCK_D)))
+    return compile_all(arch, variants, _NUM_WARPS)
 
 
 if __name__ == "__main__":  # python -m colkern.triton_kernels.maxsim_backward 80 90

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._aot import TL_DTYPES, compile_variant, gpu_target, main
+from ._aot import TL_DTYPES, compile_all, main
 
 # Tiling: a program packs BLOCK_R rows x BLOCK_B bytes, read as one [BLOCK_R, BLOCK_B, 8] tile
 # (~_TILE elements: 32 fp32 registers per thread at 4 warps). Rows are contiguous in memory, so
@@ -74,15 +74,14 @@ def pack_bits_triton(x: Tensor) -> Tensor:
 def aot_compile_all(arch: int) -> List[str]:
     """Compiles _pack_bits_kernel for CUDA sm_`arch`, per dtype, with one and several byte
     blocks. Raises on any lowering error; returns one line per compiled variant."""
-    target = gpu_target(arch, _pack_bits_kernel)
-    done = []
+    variants = []
     # One byte block of a short / medium vector, and several 64-byte blocks (D = 1024).
     for dtype, D in [(torch.float16, 7), (torch.bfloat16, 130), (torch.float32, 1024)]:
         tl_name = TL_DTYPES[dtype]
         sig = {"x_ptr": f"*{tl_name}", "out_ptr": "*u8", "R": "i32", "D": "i32", "NB": "i32"}
-        info = compile_variant(_pack_bits_kernel, sig, _pack_config(D), target, _NUM_WARPS)
-        done.append(f"_pack_bits_kernel sm_{arch} {tl_name} D={D}: {info}")
-    return done
+        variants.append((_pack_bits_kernel, f"_pack_bits_kernel sm_{arch} {tl_name} D={D}", sig,
+                         _pack_config(D)))
+    return compile_all(arch, variants, _NUM_WARPS)
 
 
 if __name__ == "__main__":  # python -m colkern.triton_kernels.pack_bits 80 90

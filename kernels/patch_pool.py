@@ -16,6 +16,7 @@ The reference is colkern.ops.patch_pool.pool_rows_ref.
 """
 from __future__ import annotations
 
+import itertools
 from typing import List, Tuple
 
 import torch
@@ -23,7 +24,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._aot import TL_DTYPES, compile_variant, gpu_target, main
+from ._aot import TL_DTYPES, compile_all, main
+from ._common import _doc_range
 
 # Tiling. The grid is (pages, D blocks): a program owns BLOCK_D columns of one page and walks the
 # page's rows in BLOCK_N chunks (runtime trip count: pages are ragged). Splitting D keeps one large
@@ -45,10 +47,8 @@ _MAX_CORRECTION = 2**31 - 1
 @triton.jit
 def _patch_pool_fwd_kernel(v_ptr, starts_ptr, lengths_ptr, out_ptr, D, correction,
                            BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    n = tl.program_id(0)  # pages on axis 0: N may exceed the 65535 limit of axes 1 and 2
+    n, start, length = _doc_range(starts_ptr, lengths_ptr)  # pages on axis 0
     pid_d = tl.program_id(1)
-    start = tl.load(starts_ptr + n)  # int64: row offsets into a large corpus overflow int32
-    length = tl.load(lengths_ptr + n)
     cols = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     col_ok = cols < D
     offs_n = tl.arange(0, BLOCK_N)
@@ -167,18 +167,17 @@ def aot_compile_all(arch: int) -> List[str]:
     """Compiles _patch_pool_fwd_kernel for CUDA sm_`arch`: every dtype with each tile shape
     _config produces (D is a runtime argument, so BLOCK_D in {16, 32, 64} with its BLOCK_N covers
     every D). Raises on any lowering error; returns one line per compiled variant."""
-    target = gpu_target(arch, _patch_pool_fwd_kernel)
-    done = []
-    variants = [(dtype, D) for dtype in TL_DTYPES for D in (7, 32, 2048)]
-    for dtype, D in variants:
+    variants = []
+    for dtype, D in itertools.product(TL_DTYPES, (7, 32, 2048)):
         tl_name = TL_DTYPES[dtype]
         constexprs = _config(D)
         signature = {"v_ptr": f"*{tl_name}", "starts_ptr": "*i64", "lengths_ptr": "*i64",
                      "out_ptr": "*fp32", "D": "i32", "correction": "i32"}
-        info = compile_variant(_patch_pool_fwd_kernel, signature, constexprs, target, _NUM_WARPS)
-        done.append(f"_patch_pool_fwd_kernel sm_{arch} {tl_name} D={D} "
-                    f"BLOCK_N={constexprs['BLOCK_N']} BLOCK_D={constexprs['BLOCK_D']}: {info}")
-    return done
+        variants.append((_patch_pool_fwd_kernel,
+                         f"_patch_pool_fwd_kernel sm_{arch} {tl_name} D={D} "
+                         f"BLOCK_N={constexprs['BLOCK_N']} BLOCK_D={constexprs['BLOCK_D']}",
+                         signature, constexprs))
+    return compile_all(arch, variants, _NUM_WARPS)
 
 
 if __name__ == "__main__":  # python -m colkern.triton_kernels.patch_pool 80 90

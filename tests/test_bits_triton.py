@@ -304,8 +304,7 @@ def test_aot_compile_sm80_sm90(tmp_path):
     bad = src.replace("UPCAST).to(q_tile.dtype)", "UPCAST)", 1)
     assert bad != src
     # The copy is imported as a top-level module: package-relative imports must be absolute.
-    absolute = "from colkern.triton_kernels._aot import"
-    (tmp_path / "maxsim_broken.py").write_text(bad.replace("from ._aot import", absolute))
+    (tmp_path / "maxsim_broken.py").write_text(bad.replace("from ._", "from colkern.triton_kernels._"))
     bad_code = ("import sys; sys.path.insert(0, sys.argv[2]); import maxsim_broken\n"
                 "try:\n    maxsim_broken.aot_compile_all(int(sys.argv[1]))\n"
                 "except Exception as e:\n    print('RAISED', type(e).__name__, str(e)[-300:])\n"

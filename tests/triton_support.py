@@ -19,7 +19,9 @@ def load_interpreted(module_name: str, *kernel_names: str):
 
     mod = importlib.import_module(f"colkern.triton_kernels.{module_name}")
     if not all(isinstance(getattr(mod, k), InterpretedFunction) for k in kernel_names):
-        # Imported earlier in this process without TRITON_INTERPRET: rebuild for the interpreter.
+        # Imported earlier in this process without TRITON_INTERPRET: rebuild for the interpreter,
+        # the @triton.jit helpers the kernels share (_common) first.
+        importlib.reload(importlib.import_module("colkern.triton_kernels._common"))
         mod = importlib.reload(mod)
     assert all(isinstance(getattr(mod, k), InterpretedFunction) for k in kernel_names)
     return mod
