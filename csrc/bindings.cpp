@@ -18,6 +18,7 @@
 
 #include "colkern/cpu_features.h"
 #include "colkern/dtype.h"
+#include "cpu/centroid_scores/centroid_scores.h"
 #include "cpu/hamming/hamming.h"
 #include "cpu/maxsim/maxsim.h"
 #include "cpu/maxsim_backward/maxsim_backward.h"
@@ -263,6 +264,24 @@ void bind_pack_bits(py::module_& m) {
       py::arg("num_threads"), "Sign bits of [rows, D] floats, [rows, ceil(D / 8)] uint8 into out_ptr.");
 }
 
+void bind_centroid_scores(py::module_& m) {
+  m.def(
+      "centroid_scores",
+      [](Address list_offsets_ptr, int64_t K, Address list_docs_ptr, int64_t P, int64_t n_docs, Address cent_ptr,
+         Address delta_ptr, int64_t Lq, int64_t p, Address allowed_ptr, Address out_docs_ptr, Address out_scores_ptr) {
+        py::gil_scoped_release release;
+        return centroid_scores::score(ptr<const int64_t>(list_offsets_ptr), K, ptr<const int32_t>(list_docs_ptr), P,
+                                      n_docs, ptr<const int64_t>(cent_ptr), ptr<const float>(delta_ptr), Lq, p,
+                                      ptr<const uint8_t>(allowed_ptr), ptr<int64_t>(out_docs_ptr),
+                                      ptr<float>(out_scores_ptr));
+      },
+      py::kw_only(), py::arg("list_offsets_ptr"), py::arg("K"), py::arg("list_docs_ptr"), py::arg("P"),
+      py::arg("n_docs"), py::arg("cent_ptr"), py::arg("delta_ptr"), py::arg("Lq"), py::arg("p"),
+      py::arg("allowed_ptr"), py::arg("out_docs_ptr"), py::arg("out_scores_ptr"),
+      "Approximate document scores of one shard's probed inverted lists (see centroid_scores.h); "
+      "-> the number of documents written.");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -284,4 +303,5 @@ PYBIND11_MODULE(_C, m) {
   bind_hamming(m);
   bind_patch_pool(m);
   bind_pack_bits(m);
+  bind_centroid_scores(m);
 }

@@ -1,5 +1,6 @@
 """The codebook and candidate stage of the sharded index (colkern.retrieval.centroids), and
 centred binarisation, against brute force."""
+import pytest
 import torch
 
 import colkern
@@ -135,9 +136,35 @@ def test_approx_scores_match_reference_over_two_shards():
             ref = _approx_reference(shards, cent, delta, base, mask)
             assert sorted(ref) == pos.tolist()
             assert torch.allclose(score, torch.tensor([ref[d] for d in pos.tolist()]), atol=1e-5)
-    # the reducer's buffers are left clean for the next query
-    best, seen = C._buffers(4, base)
-    assert not bool(best.any()) and not bool(seen.any())
+            # Each document's sum runs over the tokens in order: the per-token scores added in
+            # that order in float32 give the same bits (what colkern.distributed relies on).
+            seq = torch.zeros(base)
+            for t in range(cent.shape[0]):
+                p1, s1 = C.approx_scores(shards, cent[t:t + 1], delta[t:t + 1], base, mask)
+                col = torch.zeros(base)
+                col[p1] = s1
+                seq += col
+            assert torch.equal(seq[pos], score)
+
+
+def test_centroid_scores_rejects_bad_input():
+    from colkern.ops import centroid_scores
+
+    lo = torch.tensor([0, 2, 3])
+    docs = torch.tensor([0, 1, 1], dtype=torch.int32)
+    cent, delta = torch.tensor([[1, 0]]), torch.tensor([[0.5, 0.25]])
+    d, s = centroid_scores(lo, docs, 2, cent, delta)
+    assert d.tolist() == [0, 1] and s.tolist() == [0.25, 0.5]
+    with pytest.raises(ValueError, match="centroid id 5 out of range"):
+        centroid_scores(lo, docs, 2, torch.tensor([[5, 0]]), delta)
+    with pytest.raises(ValueError, match="document id 1 out of range"):
+        centroid_scores(lo, docs, 1, cent, delta)
+    with pytest.raises(ValueError, match="end at len"):
+        centroid_scores(torch.tensor([0, 2, 4]), docs, 2, cent, delta)
+    with pytest.raises(ValueError, match="delta must be a 2-D torch.float32"):
+        centroid_scores(lo, docs, 2, cent, delta.double())
+    with pytest.raises(ValueError, match="allowed has 3 entries"):
+        centroid_scores(lo, docs, 2, cent, delta, torch.ones(3, dtype=torch.bool))
 
 
 def test_probe_imputes_the_best_unprobed_score():

@@ -12,20 +12,18 @@ boundary are the single index's. Index.search has two corpus-global cuts, and th
 driver makes both exactly as the single process does:
 
 1. centroid stage (when nprobe is set and more than `candidates` documents are allowed): the
-   single process sums, per probed document, its query tokens' best centroid deltas (the
-   columns of one [Lq, probed] matrix) and keeps torch.topk(sums, candidates). A float column
-   sum depends on where the column sits in that matrix (vectorised lanes round differently),
-   so the actors send columns, not sums: each sends the per-token deltas of its probed
-   documents whose own sum is within a margin of its candidates-th best (every document that
-   can be in the global top is among them), with each document's rank within its shard; the
-   driver puts every column at its place in a zero [Lq, probed] matrix and sums, which gives
-   the single process's scores bit for bit. When exactly `candidates` documents score >= the
-   candidates-th best, the candidate set is determined and equals the single process's. When
+   single process sums, per probed document, its query tokens' best centroid deltas, in token
+   order in float32 (colkern.ops.centroid_scores), and keeps torch.topk(sums, candidates). The
+   actors send each document's per-token deltas (the columns of an [Lq, probed] matrix) for
+   the probed documents whose own sum is at or above their candidates-th best (every
+   document that can be in the global top is among them); the driver adds the columns' rows
+   in token order, which gives the single process's scores bit for bit. When exactly
+   `candidates` documents score >= the candidates-th best, the candidate set is determined and equals the single process's. When
    several tie at the cut, torch.topk's choice among them depends on its whole input, so those
    queries take a second round in which the actors send every probed column and the driver
    runs the same torch.topk on the same array. return_candidates=True always takes that round
-   (the candidate order is part of the result). The driver's cost per query is a zero matrix
-   of Lq x probed floats and its column sums.
+   (the candidate order is part of the result). The driver's cost per query is Lq vector adds
+   over the columns it received.
 2. bits then float rescoring: each actor returns its best `rescore` candidates by the bits
    estimate plus their exact float scores; the driver keeps the best `rescore` overall, then
    the best k of those by float score. Both cuts order by (score descending, position
@@ -145,17 +143,17 @@ class ShardGroup:
     def approx(self, qs: List[Tensor], filter: Optional[dict], nprobe: int, keep: int, k: int, full: bool):
         """The centroid stage on this group's shards. Per query a dict: pos (global positions of
         the probed documents sent: all of them when `full`, else those whose approximate score
-        is within a margin of this group's keep-th best), cols float32 [Lq, m] (their per-token
-        best deltas, the columns of the single process's reduction matrix), ranks (their rank
-        among the probed documents of their shard), counts (probed documents per owned shard),
-        and when fewer than k were probed: fill, the k lowest allowed positions not probed."""
+        is at or above this group's keep-th best), cols float32 [Lq, m] (their per-token
+        best deltas, which the single process adds in token order), counts (probed documents
+        per owned shard), and when fewer than k were probed: fill, the k lowest allowed
+        positions not probed."""
         r = self._runner(filter)
         lists = [(sh.list_offsets, sh.list_docs, int(b)) for sh, b in zip(self.shards, self.view.bases[:-1])]
         out = []
         for q in qs:
             cent, delta = probe(self.codebook.centroids, q, nprobe)
             # One token at a time: a one-row reduction is exact, so these are the entries of the
-            # single process's [Lq, probed] matrix, whose column sums the driver then takes.
+            # single process's per-document sums, which the driver then adds in token order.
             per_token = [approx_scores(lists, cent[t:t + 1], delta[t:t + 1], r.n_total, r.allowed)
                          for t in range(q.shape[0])]
             pos = torch.unique(torch.cat([p for p, _ in per_token])) if per_token else torch.empty(0, dtype=torch.int64)
@@ -164,19 +162,18 @@ class ShardGroup:
                 cols[t, torch.searchsorted(pos, p)] = v
             shard = torch.searchsorted(self.view.bases, pos, right=True) - 1
             counts = torch.bincount(shard, minlength=len(self.shards))
-            ranks = torch.arange(pos.numel()) - (torch.cumsum(counts, 0) - counts)[shard]
             probed = pos.numel()
             if not full and probed > keep:
-                score = cols.sum(0)
+                score = _token_order_sum(cols)
                 t = float(torch.topk(score, keep).values[-1])
-                sel = score >= t - 1e-4 * max(abs(t), 1.0)  # margin: column sums round differently by layout
-                pos, cols, ranks = pos[sel], cols[:, sel], ranks[sel]
+                sel = score >= t  # these sums are the single process's: a document below t cannot make the cut
+                pos, cols = pos[sel], cols[:, sel]
             fill = None
             if probed < k:
                 rest = r.allowed.clone()
                 rest[pos] = False
                 fill = self._to_global(rest.nonzero().reshape(-1)[:k])
-            out.append({"pos": self._to_global(pos), "cols": cols, "ranks": ranks, "counts": counts,
+            out.append({"pos": self._to_global(pos), "cols": cols, "counts": counts,
                         "probed": probed, "fill": fill})
         return out
 
@@ -207,6 +204,15 @@ class ShardGroup:
     def _ids(self, positions: Tensor) -> List[str]:
         idx = torch.searchsorted(self.view.bases, positions, right=True) - 1
         return [self.shards[i].ids[p - int(self.view.bases[i])] for i, p in zip(idx.tolist(), positions.tolist())]
+
+
+def _token_order_sum(cols: Tensor) -> Tensor:
+    """Column sums of cols [Lq, m], added row by row in float32 from 0: the order in which the
+    single process's reduction adds a document's per-token deltas."""
+    total = torch.zeros(cols.shape[1])
+    for row in cols:
+        total += row
+    return total
 
 
 def _best(p: Tensor, s: Tensor, n: int) -> Tensor:
@@ -383,7 +389,6 @@ class ShardedSearcher:
         parts = self._scatter("approx", "the centroid stage", qs, filter, nprobe, keep, k, full)
         need = min(k, n)
         S = len(self.manifest.shards)
-        bases = torch.cumsum(torch.tensor([0] + [int(e["num_docs"]) for e in self.manifest.shards]), 0)
         out: List[Optional[Tuple[Tensor, Tensor]]] = []
         ties = []
         for b in range(len(qs)):
@@ -392,14 +397,10 @@ class ShardedSearcher:
             for g, x in zip(self.groups, got):
                 counts[g] = x["counts"]
             probed = int(counts.sum())
-            first = torch.cumsum(counts, 0) - counts  # column of each shard's first probed document
             pos = torch.cat([x["pos"] for x in got])
-            col = torch.cat([first[torch.searchsorted(bases, x["pos"], right=True) - 1] + x["ranks"] for x in got])
-            # The single process sums the columns of one [Lq, probed] matrix; a column's float sum
-            # depends on where it sits in it, so every column sent is put at its own place.
-            matrix = torch.zeros(qs[b].shape[0], probed)
-            matrix[:, col] = torch.cat([x["cols"] for x in got], 1)
-            score = matrix.sum(0)[col]
+            # The single process sums each document's per-token deltas in token order in float32
+            # (colkern.ops.centroid_scores): the same adds in the same order give the same bits.
+            score = _token_order_sum(torch.cat([x["cols"] for x in got], 1))
             order = torch.argsort(pos)
             pos, score = pos[order], score[order]
             if probed > keep:

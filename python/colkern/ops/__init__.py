@@ -15,10 +15,11 @@ from .bits import (
                    pack_bits_ref,
                    unpack_bits,
 )
+from .centroid_scores import centroid_scores
 from .maxsim import maxsim, maxsim_ref, maxsim_topk
 from .patch_pool import patch_pool, patch_pool_ref
 
-__all__ = ["FLOAT_DTYPES", "PackedDocs", "backend_info", "fma_peak_gflops", "maxsim", "maxsim_bits",
+__all__ = ["FLOAT_DTYPES", "PackedDocs", "backend_info", "centroid_scores", "fma_peak_gflops", "maxsim", "maxsim_bits",
            "maxsim_bits_ref", "maxsim_bits_topk", "maxsim_hamming", "maxsim_hamming_ref", "maxsim_hamming_topk",
            "maxsim_ref", "maxsim_topk", "normalize_queries", "pack", "pack_bits", "pack_bits_ref", "patch_pool",
            "patch_pool_ref", "set_isa", "unpack_bits", "use_isa"]

@@ -28,12 +28,13 @@ probed inverted lists: the work is Lq * nprobe * (documents per list), not the c
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from ..ops import centroid_scores
 
 FLAT_MAX = 1024  # codebooks up to this size are flat (one level)
 _ITERS = 10
@@ -155,38 +156,26 @@ def approx_scores(lists: Sequence[Tuple[Tensor, Tensor, int]], cent: Tensor, del
                   allowed: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
     """delta(d) for every document in the probed lists (see the module docs).
 
-    lists: per shard (list_offsets [K+1], list_docs int32, base position of its first document);
+    lists: per shard (list_offsets [K+1], list_docs int32, base position of its first document),
+    in position order, each shard's documents running up to the next base (the last to n_total);
     cent / delta from probe(); allowed: bool [n_total] or None (documents outside it, deleted
-    or filtered out, are dropped before any scoring). -> (positions int64 [U], delta float32 [U])."""
-    Lq, p = cent.shape
-    flat_c, flat_d = cent.reshape(-1), delta.reshape(-1)
-    row_key = torch.arange(Lq, dtype=torch.int64).repeat_interleave(p) * n_total  # key base per probed list
-    docs, keys, vals = [], [], []
-    for list_offsets, list_docs, base in lists:
-        starts = list_offsets[flat_c]
-        lens = list_offsets[flat_c + 1] - starts
-        total = int(lens.sum())
-        if total == 0:
-            continue
-        # One repeat_interleave gives every entry its probed list r; the rest are gathers by r
-        # (entry e of list r reads list_docs[starts[r] + e - first[r]]).
-        r = torch.repeat_interleave(torch.arange(lens.numel()), lens, output_size=total)
-        shift = starts - (torch.cumsum(lens, 0) - lens)
-        d = list_docs[torch.arange(total, dtype=torch.int64).add_(shift[r])].to(torch.int64)
-        if base:
-            d += base
-        k, v = row_key[r].add_(d), flat_d[r]
-        if allowed is not None:
-            ok = allowed[d]
-            d, k, v = d[ok], k[ok], v[ok]
-        docs.append(d)
-        keys.append(k)
-        vals.append(v)
+    or filtered out, are dropped before any scoring). -> (positions int64 [U] ascending,
+    delta float32 [U]). The reduction is C++ (colkern.ops.centroid_scores): a document's sum
+    runs over the query tokens in order, so it does not depend on the other documents."""
+    ends = [int(base) for _, _, base in lists[1:]] + [int(n_total)]
+    docs, scores = [], []
+    for (list_offsets, list_docs, base), end in zip(lists, ends):
+        base = int(base)
+        ok = allowed[base:end] if allowed is not None else None
+        d, s = centroid_scores(list_offsets, list_docs, end - base, cent, delta, ok)
+        if d.numel():
+            docs.append(d.add_(base) if base else d)
+            scores.append(s)
     if not docs:
         return torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.float32)
     if len(docs) == 1:
-        return _reduce(docs[0], keys[0], vals[0], Lq, n_total)
-    return _reduce(torch.cat(docs), torch.cat(keys), torch.cat(vals), Lq, n_total)
+        return docs[0], scores[0]
+    return torch.cat(docs), torch.cat(scores)
 
 
 def concat_ranges(starts: Tensor, lens: Tensor) -> Tensor:
@@ -195,34 +184,6 @@ def concat_ranges(starts: Tensor, lens: Tensor) -> Tensor:
     total = int(lens.sum())
     first = torch.cumsum(lens, 0) - lens
     return torch.arange(total, dtype=torch.int64) + torch.repeat_interleave(starts - first, lens, output_size=total)
-
-
-_scratch = threading.local()  # per-thread reducer buffers: concurrent searches must not share them
-
-
-def _buffers(Lq: int, n_total: int) -> Tuple[Tensor, Tensor]:
-    """A zero float32 [Lq * n_total] (per token, per document best delta) and a zero bool
-    [n_total] (documents seen), kept between calls: allocating them per query would cost a page
-    fault per touched page; only the touched entries are reset after use."""
-    need = (Lq * n_total, n_total)
-    have = getattr(_scratch, "bufs", None)
-    if have is None or have[0].numel() < need[0] or have[1].numel() < need[1]:
-        have = (torch.zeros(max(need[0], 1)), torch.zeros(max(need[1], 1), dtype=torch.bool))
-        _scratch.bufs = have
-    return have[0][:need[0]], have[1][:need[1]]
-
-
-def _reduce(d: Tensor, key: Tensor, v: Tensor, Lq: int, n_total: int) -> Tuple[Tensor, Tensor]:
-    best, seen = _buffers(Lq, n_total)
-    try:
-        best.scatter_reduce_(0, key, v, "amax")  # per (token, doc): the best probed centroid's delta
-        seen[d] = True
-        pos = seen.nonzero().reshape(-1)
-        score = best.view(Lq, n_total).index_select(1, pos).sum(0)  # sum over tokens; unseen (token, doc) = 0
-    finally:
-        best.index_fill_(0, key, 0.0)
-        seen.index_fill_(0, d, False)
-    return pos, score
 
 
 # ---------------------------------------------------------------------------------------------
