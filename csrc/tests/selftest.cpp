@@ -1,6 +1,7 @@
 // C++ self-test, built with AddressSanitizer + UBSan in CI (cmake -DCOLKERN_SANITIZE=ON).
 // Every ISA level this CPU runs is compared with the scalar oracle on awkward shapes; inputs
 // live in exactly-sized heap buffers so any read past a document, a query or a mask is caught.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +11,7 @@
 
 #include "colkern/cpu_features.h"
 #include "colkern/dtype.h"
+#include "cpu/centroid_scores/centroid_scores.h"
 #include "cpu/hamming/hamming.h"
 #include "cpu/maxsim/maxsim.h"
 #include "cpu/maxsim_backward/maxsim_backward.h"
@@ -337,6 +339,62 @@ void run_pool_case(int64_t D, const std::vector<int64_t>& lengths, bool masked, 
   }
 }
 
+// The candidate stage's reduction against a brute-force oracle: every document's best delta per
+// token (a max over that token's probed lists holding it) summed over tokens in order.
+void run_centroid_case(int64_t K, int64_t n_docs, int64_t Lq, int64_t p, bool masked, std::mt19937& rng) {
+  std::vector<int64_t> offsets{0};
+  std::vector<int32_t> docs;
+  for (int64_t c = 0; c < K; ++c) {
+    for (int32_t d = 0; d < n_docs; ++d)
+      if (rng() % 3 == 0) docs.push_back(d);
+    offsets.push_back(static_cast<int64_t>(docs.size()));
+  }
+  std::vector<int64_t> cent(static_cast<size_t>(Lq * p));
+  std::vector<float> delta(cent.size());
+  for (int64_t t = 0; t < Lq; ++t) {
+    float v = 1.0f;
+    for (int64_t j = 0; j < p; ++j) {
+      cent[t * p + j] = static_cast<int64_t>(rng() % K);
+      v -= static_cast<float>(rng() % 100) / 1000.0f;  // descending within a token
+      delta[t * p + j] = v;
+    }
+  }
+  std::vector<uint8_t> allowed(static_cast<size_t>(n_docs));
+  for (auto& a : allowed) a = masked ? static_cast<uint8_t>(rng() % 2) : 1;
+  std::vector<float> expect(static_cast<size_t>(n_docs), 0.0f);
+  std::vector<uint8_t> seen(static_cast<size_t>(n_docs), 0);
+  for (int64_t t = 0; t < Lq; ++t) {
+    std::vector<float> best(static_cast<size_t>(n_docs), -1.0f);
+    for (int64_t j = 0; j < p; ++j)
+      for (int64_t e = offsets[cent[t * p + j]]; e < offsets[cent[t * p + j] + 1]; ++e)
+        if (allowed[docs[e]]) best[docs[e]] = std::max(best[docs[e]], delta[t * p + j]);
+    for (int64_t d = 0; d < n_docs; ++d)
+      if (best[d] >= 0) { expect[d] += best[d]; seen[d] = 1; }
+  }
+  std::vector<int64_t> out_docs(static_cast<size_t>(n_docs));
+  std::vector<float> out_scores(static_cast<size_t>(n_docs));
+  const int64_t n = centroid_scores::score(offsets.data(), K, docs.data(), static_cast<int64_t>(docs.size()), n_docs,
+                                           cent.data(), delta.data(), Lq, p, masked ? allowed.data() : nullptr,
+                                           out_docs.data(), out_scores.data());
+  int64_t i = 0;
+  for (int64_t d = 0; d < n_docs; ++d) {
+    if (!seen[d]) continue;
+    if (i >= n || out_docs[i] != d || out_scores[i] != expect[d]) {
+      std::printf("FAIL: centroid_scores K=%lld docs=%lld Lq=%lld p=%lld masked=%d at document %lld\n",
+                  static_cast<long long>(K), static_cast<long long>(n_docs), static_cast<long long>(Lq),
+                  static_cast<long long>(p), masked, static_cast<long long>(d));
+      ++failures;
+      return;
+    }
+    ++i;
+  }
+  if (i != n) {
+    std::printf("FAIL: centroid_scores wrote %lld documents, expected %lld\n", static_cast<long long>(n),
+                static_cast<long long>(i));
+    ++failures;
+  }
+}
+
 template <class Fn>
 void expect_rejected(const char* what, Fn run) {
   try {
@@ -410,6 +468,25 @@ int main() {
   expect_rejected("bits mode code 2", [&] { maxsim_bits::scores(bad_bits, out.data(), 1); });
   expect_rejected("pack_bits dtype code -1",
                   [&] { pack_bits::pack(v.data(), static_cast<DType>(-1), 1, 8, packed.data(), 1); });
+  for (bool masked : {false, true}) {
+    run_centroid_case(9, 40, 5, 3, masked, rng);
+    run_centroid_case(1, 1, 1, 1, masked, rng);
+    cases += 2;
+  }
+  {
+    std::vector<int64_t> offs{0, 2, 3}, cents{5}, outd(2);
+    std::vector<int32_t> ids{0, 1, 7};
+    std::vector<float> dl{0.5f}, outs(2);
+    expect_rejected("centroid id 5 of 2", [&] {
+      centroid_scores::score(offs.data(), 2, ids.data(), 3, 2, cents.data(), dl.data(), 1, 1, nullptr, outd.data(),
+                             outs.data());
+    });
+    cents[0] = 1;  // list 1 holds document 7 of 2
+    expect_rejected("document id 7 of 2", [&] {
+      centroid_scores::score(offs.data(), 2, ids.data(), 3, 2, cents.data(), dl.data(), 1, 1, nullptr, outd.data(),
+                             outs.data());
+    });
+  }
   std::printf("%d cases, %d failures (ISA detected: %s)\n", cases + 1, failures, isa_name(detected_isa()));
   return failures == 0 ? 0 : 1;
 }

@@ -22,7 +22,8 @@ int64_t score(const int64_t* list_offsets, int64_t K, const int32_t* list_docs, 
       const int64_t c = cent[t * p + j];
       if (c < 0 || c >= K) throw std::invalid_argument("centroid_scores: centroid id " + std::to_string(c) + " out of range");
       const int64_t lo = list_offsets[c], hi = list_offsets[c + 1];
-      if (lo > hi || hi > P) throw std::invalid_argument("centroid_scores: list_offsets are not non-decreasing");
+      if (lo < 0 || lo > hi || hi > P)
+        throw std::invalid_argument("centroid_scores: list_offsets are not non-decreasing within [0, P]");
       const float v = delta[t * p + j];
       for (int64_t e = lo; e < hi; ++e) {
         const int32_t d = list_docs[e];

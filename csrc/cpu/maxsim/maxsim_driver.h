@@ -50,10 +50,24 @@ inline bool ranks_above(const Entry& a, const Entry& b) {
   return a.index < b.index;
 }
 
-inline int clamp_threads(int num_threads, int64_t N) {
+// Multiply-adds (query token x document row x dimension) a thread must have before another one
+// is woken: about 40 us of one core's work. Waking an OpenMP thread costs microseconds on an
+// idle machine and milliseconds on a loaded one, where it must wait for a core; a search
+// stage or a dense route that scores a few dozen rows runs faster on the calling thread.
+constexpr int64_t kMinMacsPerThread = int64_t{1} << 21;
+
+// Threads for a problem: at most one per document and one per kMinMacsPerThread of work.
+// Every document's score is computed by one thread on its own, so the result does not depend
+// on the count.
+template <class P>
+int clamp_threads(int num_threads, const P& p) {
   int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
-  if (N < nt) nt = static_cast<int>(std::max<int64_t>(N, 1));
-  return nt;
+  if (p.N < nt) nt = static_cast<int>(std::max<int64_t>(p.N, 1));
+  int64_t rows = 0;
+  for (int64_t n = 0; n < p.N; ++n) rows += p.lengths[n];
+  const int64_t macs = p.B * p.Lq * std::max<int64_t>(p.D, 1) * rows;
+  const int64_t by_work = std::max<int64_t>(1, macs / kMinMacsPerThread);
+  return static_cast<int>(std::min<int64_t>(nt, by_work));
 }
 
 template <class P, class Scorer>
@@ -82,7 +96,7 @@ void score_document(const P& p, const Scorer& sc, int64_t n, Scratch& s) {
 
 template <class P, class Scorer>
 void run_scores(const P& p, const Scorer& sc, float* out, int num_threads) {
-  const int nt = clamp_threads(num_threads, p.N);
+  const int nt = clamp_threads(num_threads, p);
   std::vector<Scratch> scratch = make_scratch(p, sc, nt);
 #pragma omp parallel num_threads(nt)
   {
@@ -100,7 +114,7 @@ void run_topk(const P& p, const Scorer& sc, int64_t k, float* out_scores,
               int64_t* out_indices, int num_threads) {
   if (k < 1) throw std::invalid_argument("maxsim_topk: k must be >= 1, got " + std::to_string(k));
   const int64_t keep = std::min(k, p.N);
-  const int nt = clamp_threads(num_threads, p.N);
+  const int nt = clamp_threads(num_threads, p);
   std::vector<Scratch> scratch = make_scratch(p, sc, nt);
   // heaps[t][b]: thread t's best `keep` documents for query b, worst at the front.
   std::vector<std::vector<std::vector<Entry>>> heaps(nt, std::vector<std::vector<Entry>>(p.B));

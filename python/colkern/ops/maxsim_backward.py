@@ -94,11 +94,14 @@ def backward_rows_ref(grad: Tensor, Q: Tensor, q_mask: Optional[Tensor], values:
     v = values.to(dtype)
     dq = torch.zeros(B, Lq, D, dtype=dtype, device=Q.device)
     dv = torch.zeros(values.shape, dtype=dtype, device=Q.device)
+    if values.shape[0] == 0:  # only empty documents: nothing to scatter (and no row to gather)
+        return dq, dv
     chunk = max(1, _REF_CHUNK_ELEMENTS // max(1, B * Lq * D))
     for n0 in range(0, N, chunk):
         a = argmax[:, :, n0:n0 + chunk].long()
         ok = a >= 0
-        rows = starts[n0:n0 + chunk][None, None, :] + a.clamp_min(0)  # [B, Lq, c]
+        # [B, Lq, c]; row 0 where there is no argmax (an empty document may start at T), g is 0 there
+        rows = torch.where(ok, starts[n0:n0 + chunk][None, None, :] + a.clamp_min(0), 0)
         g = torch.where(ok, grad[:, None, n0:n0 + chunk].to(dtype), 0)  # [B, Lq, c]
         dq += (g[..., None] * v[rows]).sum(2)
         dv.index_add_(0, rows[ok], (g[..., None] * q[:, :, None, :])[ok])
