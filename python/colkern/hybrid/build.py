@@ -32,6 +32,7 @@ from ..colpali.indexing import encode_rendered_pages, page_id
 from ..ops import PackedDocs
 from ..retrieval.index import MultiVectorIndex
 from . import router as routes
+from .ann import ANN_MIN_ITEMS, build_anns, check_ann_mode
 from .images import iter_pdf_images
 from .router import PageRouter, page_features
 from .store import FORMAT, VERSION, save_dir
@@ -409,8 +410,8 @@ def dense_index(vectors: Sequence[Tensor], ids: List[str], attrs: dict) -> Optio
 def build_hybrid(paths: Iterable[PathLike], index_dir: PathLike, *, colpali=None, siglip=None, text_model=None,
                  router: Optional[PageRouter] = None, dpi: float = 144, tiles: int = 1, chunk_words: int = 60,
                  junk: Optional[dict] = None, ocr=None, ocr_dpi: int = 200, ocr_timeout: float = 30.0,
-                 batch_size: int = 8, device=None, overwrite: bool = False,
-                 progress: bool = False) -> Tuple[BuildReport, Dict[str, Any]]:
+                 batch_size: int = 8, device=None, overwrite: bool = False, progress: bool = False,
+                 ann: str = "auto", ann_min_items: int = ANN_MIN_ITEMS) -> Tuple[BuildReport, Dict[str, Any]]:
     """Builds a hybrid index directory from PDFs (files or directories). See HybridIndex.build.
     -> (report, the encoders used by kind "colpali" / "siglip" / "text", None where not given)."""
     from ..colpali.indexing import index_settings
@@ -432,6 +433,7 @@ def build_hybrid(paths: Iterable[PathLike], index_dir: PathLike, *, colpali=None
     unknown = set(junk) - {"min_bytes", "min_side", "max_aspect"}
     if unknown:
         raise ValueError(f"HybridIndex.build: junk takes min_bytes, min_side and max_aspect, got {sorted(unknown)}")
+    check_ann_mode(ann, ann_min_items)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = [os.path.abspath(f) for f in collect_pdfs(list(paths))]  # a missing input raises here
@@ -480,6 +482,10 @@ def build_hybrid(paths: Iterable[PathLike], index_dir: PathLike, *, colpali=None
                              {"kind": "colkern.hybrid.image", "model": siglip_path}),
     }
     report.indexed = {kind: (sub.num_docs if sub is not None else 0) for kind, sub in subs.items()}
+    t0 = time.perf_counter()
+    anns = build_anns(subs, ann, ann_min_items)
+    if anns:
+        b.seconds["ann"] = time.perf_counter() - t0
     report.seconds = {"load_models": load_seconds, **b.seconds, "total": time.perf_counter() - t_start}
     manifest = {
         "format": FORMAT, "version": VERSION, "colkern": __version__,
@@ -492,5 +498,6 @@ def build_hybrid(paths: Iterable[PathLike], index_dir: PathLike, *, colpali=None
         "counts": dict(report.indexed),
         "report": report.to_dict(),
     }
-    save_dir(index_dir, manifest, b.pages, subs, {"text": b.text_rows, "image": b.image_rows}, overwrite=overwrite)
+    save_dir(index_dir, manifest, b.pages, subs, {"text": b.text_rows, "image": b.image_rows}, overwrite=overwrite,
+             anns=anns)
     return report, {"colpali": colpali_enc, "siglip": siglip_enc, "text": text_enc}

@@ -13,10 +13,12 @@ score of its own route; `fused` is its fusion score. The routes index different 
 images, chunks), so by default (group="item") their lists interleave by rank; group="page" fuses
 per page, so that a page found by several routes rises.
 
-Search is exact over every route: the text and image routes are dense dot products over all
-their vectors (colkern's MaxSim top-k on one-vector documents), and the page route is exact
-MaxSim up to `exact_pages` pages (4,096 by default), beyond which it is colkern's two-stage
-search (hamming candidates, exact float rescoring), as `colkern search`.
+The text and image routes are dense dot products: exact over all their vectors (colkern's
+MaxSim top-k on one-vector documents), or, for a route built with an HNSW graph (ann="auto"
+gives one to routes of ANN_MIN_ITEMS = 20,000 items or more), the graph's candidates re-scored
+exactly (colkern.hybrid.ann; exact=True at open or search skips the graph). The page route is
+exact MaxSim up to `exact_pages` pages (4,096 by default), beyond which it is colkern's
+two-stage search (hamming candidates, exact float rescoring), as `colkern search`.
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .._types import PathLike
 from ..retrieval.search import search as mv_search
+from .ann import ANN_MIN_ITEMS, AnnIndex
 from .fusion import FUSIONS, RRF_K, fuse
-from .store import KINDS, HybridIndexError, load_dir
+from .store import KINDS, HybridIndexError, load_anns, load_dir
 
 BBox = Tuple[float, float, float, float]
 _MODEL_OF = {"page": "colpali", "image": "siglip", "text": "text"}
@@ -67,16 +70,18 @@ class HybridIndex:
     """A hybrid index directory opened for search (see the module doc). Build with
     HybridIndex.build(...), open with HybridIndex.open(index_dir). Attributes: path, manifest,
     pages (the router's record of every page), subs (kind -> MultiVectorIndex or None),
-    items (kind -> rows of the text and image tables), report (after build)."""
+    items (kind -> rows of the text and image tables), anns (kind -> AnnIndex, the dense routes
+    searched through their graph), report (after build)."""
 
     def __init__(self, path: str, manifest: dict, pages: List[dict], subs: Dict[str, Any], items: Dict[str, List[dict]],
                  *, models: Optional[Mapping[str, Any]] = None, device=None, exact_pages: int = 4096,
-                 oversample: float = 10):
+                 oversample: float = 10, anns: Optional[Mapping[str, AnnIndex]] = None):
         self.path = path
         self.manifest = manifest
         self.pages = pages
         self.subs = subs
         self.items = items
+        self.anns: Dict[str, AnnIndex] = dict(anns or {})
         self.files: List[str] = list(manifest.get("files", []))
         self.device = device
         self.exact_pages = exact_pages
@@ -91,8 +96,8 @@ class HybridIndex:
     @classmethod
     def build(cls, paths: Iterable[PathLike], index_dir: PathLike, *, colpali=None, siglip=None, text_model=None,
               router=None, dpi: float = 144, tiles: int = 1, chunk_words: int = 60, junk: Optional[dict] = None,
-              ocr=None, batch_size: int = 8, device=None, overwrite: bool = False,
-              progress: bool = False) -> "HybridIndex":
+              ocr=None, batch_size: int = 8, device=None, overwrite: bool = False, progress: bool = False,
+              ann: str = "auto", ann_min_items: int = ANN_MIN_ITEMS) -> "HybridIndex":
         """Indexes the PDFs in `paths` (files or directories) into the directory `index_dir`.
 
         colpali / siglip / text_model: a local model directory or a loaded encoder
@@ -101,13 +106,16 @@ class HybridIndex:
         junk: thresholds for the junk-image filter (min_bytes, min_side, max_aspect). ocr: an
         OCR engine name ("tesseract", "rapidocr") or engine, to give pages without a text layer
         a text route too. overwrite: replace an existing hybrid index at index_dir.
+        ann: an HNSW graph for the image and text routes: "auto" (routes of ann_min_items items
+        or more), "always" or "never" (see colkern.hybrid.ann).
         -> the opened index, with .report (BuildReport). See colkern.hybrid.build.
         """
         from .build import build_hybrid
 
         report, models = build_hybrid(paths, index_dir, colpali=colpali, siglip=siglip, text_model=text_model,
                                       router=router, dpi=dpi, tiles=tiles, chunk_words=chunk_words, junk=junk, ocr=ocr,
-                                      batch_size=batch_size, device=device, overwrite=overwrite, progress=progress)
+                                      batch_size=batch_size, device=device, overwrite=overwrite, progress=progress,
+                                      ann=ann, ann_min_items=ann_min_items)
         # The build's models serve the returned index: nothing is loaded twice.
         index = cls.open(index_dir, device=device, colpali=models["colpali"], siglip=models["siglip"],
                          text_model=models["text"])
@@ -116,15 +124,19 @@ class HybridIndex:
 
     @classmethod
     def open(cls, index_dir: PathLike, *, colpali=None, siglip=None, text_model=None, device=None,
-             mmap: bool = True, exact_pages: int = 4096, oversample: float = 10) -> "HybridIndex":
+             mmap: bool = True, exact_pages: int = 4096, oversample: float = 10, exact: bool = False,
+             expansion_search: Optional[int] = None) -> "HybridIndex":
         """Opens a hybrid index directory. colpali / siglip / text_model: override the model
         directories the index records (a path or a loaded encoder); models load on first use.
+        exact: ignore the dense routes' HNSW graphs (exact search, e.g. for evaluation);
+        expansion_search: the graphs' search breadth (default: the one recorded at build).
         Raises FileNotFoundError for a missing directory, HybridIndexError (a ValueError) for one
-        that is not a complete hybrid index."""
+        that is not a complete hybrid index or has a missing or damaged graph file."""
         manifest, pages, subs, items = load_dir(index_dir, mmap=mmap)
+        anns = {} if exact else load_anns(index_dir, manifest, subs, mmap=mmap, expansion_search=expansion_search)
         models = {k: v for k, v in (("colpali", colpali), ("siglip", siglip), ("text", text_model)) if v is not None}
         return cls(os.path.abspath(os.fspath(index_dir)), manifest, pages, subs, items, models=models, device=device,
-                   exact_pages=exact_pages, oversample=oversample)
+                   exact_pages=exact_pages, oversample=oversample, anns=anns)
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -175,9 +187,11 @@ class HybridIndex:
         return [r for r in KINDS if r in routes and r in self.kinds]
 
     def route_rankings(self, queries: Sequence[str], depth: int = 100,
-                       routes: Optional[Sequence[str]] = None) -> Dict[str, List[List[Tuple[int, float]]]]:
+                       routes: Optional[Sequence[str]] = None, *,
+                       exact: bool = False) -> Dict[str, List[List[Tuple[int, float]]]]:
         """Each route's ranking for each query: kind -> [per query [(position, score)], best first],
-        at most `depth` per query. Queries are encoded in one batch per route."""
+        at most `depth` per query. Queries are encoded in one batch per route. exact: search the
+        dense routes exactly even where they have a graph."""
         if isinstance(queries, str):
             raise TypeError("HybridIndex.route_rankings: queries must be a list of strings, got one str")
         queries = list(queries)
@@ -203,6 +217,9 @@ class HybridIndex:
                 if Q.shape[1] != sub.dim:
                     raise HybridIndexError(f"{self.path}: the {kind} model gives {Q.shape[1]}-d vectors but the "
                                            f"index holds {sub.dim}-d ones; open it with the model it was built with")
+                if kind in self.anns and not exact:
+                    out[kind] = self.anns[kind].search(Q, sub.floats, k)
+                    continue
                 r = mv_search(Q[:, None, :].contiguous(), sub, k, stage1="float")
                 out[kind] = [list(zip(i, s)) for i, s in zip(r.indices.tolist(), r.scores.tolist())]
         return out
@@ -251,11 +268,13 @@ class HybridIndex:
 
     def search(self, query: str, k: int = 10, *, fusion: str = "rrf", routes: Optional[Sequence[str]] = None,
                depth: Optional[int] = None, rrf_k: float = RRF_K, normalize: str = "minmax",
-               weights: Optional[Mapping[str, float]] = None, group: str = "item") -> List[HybridHit]:
+               weights: Optional[Mapping[str, float]] = None, group: str = "item",
+               exact: bool = False) -> List[HybridHit]:
         """The k best items for a text query, fused over the routes (all that hold items, or
         `routes`). fusion: "rrf" (k = rrf_k) or "score" (normalize: "minmax" | "zscore");
         weights: per route, default 1; group: "item" or "page" (see fuse_rankings).
-        depth: candidates per route (default max(k, 100))."""
+        depth: candidates per route (default max(k, 100)); exact: skip the dense routes'
+        graphs."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"HybridIndex.search: k must be a positive int, got {k!r}")
         if not isinstance(query, str):
@@ -263,7 +282,7 @@ class HybridIndex:
         if fusion not in FUSIONS:
             raise ValueError(f"HybridIndex.search: fusion must be one of {FUSIONS}, got {fusion!r}")
         depth = max(k, 100) if depth is None else depth
-        rankings = self.route_rankings([query], depth, routes)
+        rankings = self.route_rankings([query], depth, routes, exact=exact)
         return self.fuse_rankings({kind: r[0] for kind, r in rankings.items()}, k, fusion=fusion, rrf_k=rrf_k,
                                   normalize=normalize, weights=weights, group=group)
 

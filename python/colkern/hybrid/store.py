@@ -9,14 +9,18 @@
                     colkern.colpali's page search and heatmaps work on it); absent if none
       text.colk     text chunks, one 384-d (MiniLM) vector per chunk; text.json: file, page, bbox, text
       image.colk    SigLIP image vectors, one per image; image.json: file, page, bbox, xref, size
+      text.usearch, image.usearch   the HNSW graph of a dense route with many items (see
+                    colkern.hybrid.ann), recorded with its SHA-256 under "ann" in hybrid.json;
+                    absent for small routes and for indexes written before graphs existed, which
+                    are searched exactly
 
 Dense routes are MultiVectorIndex files with one vector per document (float32): the same
 checksummed, memory-mappable format, and exact search is colkern's MaxSim top-k, which for
 one-vector documents and a one-vector query is the dot product.
 
-Saving writes a fresh directory beside the target and renames it into place, so INDEX_DIR is
-either the old complete index or the new one. An existing index is only replaced with
-overwrite=True; any other non-empty directory is refused.
+Saving writes a fresh directory (graphs included) beside the target and renames it into place,
+so INDEX_DIR is either the old complete index or the new one. An existing index is only replaced
+with overwrite=True; any other non-empty directory is refused.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from typing import Dict, List, Optional, Tuple
 from .._atomic import atomic_write_bytes
 from .._types import PathLike
 from ..retrieval.index import IndexFormatError, MultiVectorIndex
+from .ann import DENSE_KINDS, AnnFileError, AnnIndex
 
 FORMAT = "colkern.hybrid"
 VERSION = 1
@@ -37,6 +42,7 @@ PAGES = "pages.json"
 KINDS = ("page", "image", "text")  # a hit's kind, and the route that found it
 _INDEX_FILE = {kind: f"{kind}.colk" for kind in KINDS}
 _ITEMS_FILE = {"image": "image.json", "text": "text.json"}
+_ANN_FILE = {kind: f"{kind}.usearch" for kind in DENSE_KINDS}
 
 
 class HybridIndexError(ValueError):
@@ -64,8 +70,15 @@ def _read_json(path: str, what: str):
 
 
 def save_dir(index_dir: PathLike, manifest: dict, pages: List[dict], subs: Dict[str, Optional[MultiVectorIndex]],
-             items: Dict[str, List[dict]], *, overwrite: bool = False) -> str:
-    """Writes a hybrid index directory (see the module doc). -> its absolute path."""
+             items: Dict[str, List[dict]], *, overwrite: bool = False,
+             anns: Optional[Dict[str, AnnIndex]] = None) -> str:
+    """Writes a hybrid index directory (see the module doc); anns: kind -> the graph of a dense
+    route, recorded in the manifest as written. -> its absolute path."""
+    for kind, ann in (anns or {}).items():
+        sub = subs.get(kind)
+        if kind not in DENSE_KINDS or sub is None or ann.count != sub.num_docs:
+            raise ValueError(f"save_dir: anns[{kind!r}] must index the {sub.num_docs if sub else 0} items of a "
+                             f"dense route ({DENSE_KINDS}), it holds {ann.count}")
     target = os.path.abspath(os.fspath(index_dir))
     if os.path.exists(target):
         if not os.path.isdir(target):
@@ -85,6 +98,9 @@ def save_dir(index_dir: PathLike, manifest: dict, pages: List[dict], subs: Dict[
                 sub.save(os.path.join(tmp, _INDEX_FILE[kind]))
                 if kind in _ITEMS_FILE:
                     atomic_write_bytes(os.path.join(tmp, _ITEMS_FILE[kind]), _dump(items[kind]))
+        if anns:
+            manifest = {**manifest, "ann": {kind: ann.save(os.path.join(tmp, _ANN_FILE[kind]))
+                                            for kind, ann in anns.items()}}
         atomic_write_bytes(os.path.join(tmp, MANIFEST), _dump(manifest))
         os.chmod(tmp, 0o755)
         _swap_in(tmp, target)
@@ -163,3 +179,30 @@ def load_dir(index_dir: PathLike, *, mmap: bool = True) -> Tuple[dict, List[dict
         else:
             items[kind] = []
     return manifest, pages, subs, items
+
+
+def load_anns(index_dir: PathLike, manifest: dict, subs: Subs, *, mmap: bool = True,
+              expansion_search: Optional[int] = None) -> Dict[str, AnnIndex]:
+    """The graphs the manifest records (kind -> AnnIndex; none for an index written without
+    them), checked against their files and sub-indexes. Raises HybridIndexError for a missing or
+    damaged graph file, ImportError if the index has graphs and usearch is not installed."""
+    root = os.path.abspath(os.fspath(index_dir))
+    records = manifest.get("ann") or {}
+    if not isinstance(records, dict):
+        raise HybridIndexError(f"{root}/{MANIFEST}: 'ann' must map a route to its graph record")
+    anns: Dict[str, AnnIndex] = {}
+    for kind, record in records.items():
+        sub = subs.get(kind) if kind in DENSE_KINDS else None
+        if sub is None:
+            raise HybridIndexError(f"{root}: the manifest records a graph for {kind!r}, which is not a dense "
+                                   f"route of this index")
+        try:
+            anns[kind] = AnnIndex.open(os.path.join(root, _ANN_FILE[kind]), record, count=sub.num_docs, dim=sub.dim,
+                                       mmap=mmap, expansion_search=expansion_search)
+        except AnnFileError as e:
+            raise HybridIndexError(f"{root}: {kind} graph: {e}; build the index again, or open it with "
+                                   f"exact=True to search without the graph") from None
+        except ImportError as e:
+            raise ImportError(f"{root}: the {kind} route has an HNSW graph: {e}; or open the index with "
+                              f"exact=True") from e
+    return anns
