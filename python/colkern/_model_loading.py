@@ -58,3 +58,16 @@ def resolve_dtype(dtype, device, owner: str):
     if dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"{owner}: dtype must be float32, bfloat16 or float16, got {dtype}")
     return dtype
+
+
+class TorchModelProperties:
+    """The device and dtype of a wrapper's `model` (a torch.nn.Module), read from its parameters
+    so they stay true after a `.to(...)`."""
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self):
+        return next(self.model.parameters()).dtype

@@ -52,12 +52,7 @@ def _index(args) -> int:
     encoder = _load_encoder(args.model, args.device)
     report = index_pdfs(args.inputs, args.output, encoder, model=args.model, dpi=args.dpi, tiles=args.tiles,
                         binary=args.binary, batch_pages=args.batch_pages, progress=not args.quiet)
-    print(f"{report.index_path}: {report.num_pages} pages ({report.added} added, "
-          f"{report.skipped} already indexed, {len(report.failures)} failed)")
-    for file, page, error in report.failures:
-        where = f"{file} page {page + 1}" if page is not None else file
-        print(f"failed: {where}: {error}", file=sys.stderr)
-    return 1 if report.failures else 0
+    return report.print_summary()
 
 
 def _search(args) -> int:

@@ -53,7 +53,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from .._model_loading import check_local_model_dir, check_positive_int, resolve_device, resolve_dtype
+from .._model_loading import TorchModelProperties, check_local_model_dir, check_positive_int, resolve_device, resolve_dtype
 from .._types import PathLike
 from ._torchvision_compat import import_colpali_engine
 
@@ -173,7 +173,7 @@ def quiet_transformers(quiet: bool = True) -> Iterator[None]:
 # The encoder
 
 
-class ColPaliEncoder:
+class ColPaliEncoder(TorchModelProperties):
     """A ColPali model + processor that turns page images and query strings into multi-vectors.
 
     Build with ColPaliEncoder.load(local_dir), or wrap an already loaded colpali-engine
@@ -250,14 +250,6 @@ class ColPaliEncoder:
     def image_size(self) -> Tuple[int, int]:
         """(height, width) in pixels of the model input every page is resized to."""
         return self._image_size
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
 
     # -- encoding --------------------------------------------------------------------------------
 

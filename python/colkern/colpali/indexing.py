@@ -21,6 +21,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence
 
@@ -70,6 +71,16 @@ class IndexingReport:
     added: int = 0
     skipped: int = 0
     failures: List[tuple] = field(default_factory=list)
+
+    def print_summary(self) -> int:
+        """The CLI's report: one summary line on stdout, one line per failure on stderr.
+        -> the exit code (1 when anything failed)."""
+        print(f"{self.index_path}: {self.num_pages} pages ({self.added} added, "
+              f"{self.skipped} already indexed, {len(self.failures)} failed)")
+        for file, page, error in self.failures:
+            where = f"{file} page {page + 1}" if page is not None else file
+            print(f"failed: {where}: {error}", file=sys.stderr)
+        return 1 if self.failures else 0
 
 
 def index_settings(encoder, *, model: str, dpi: int, tiles: int, binary: bool) -> dict:

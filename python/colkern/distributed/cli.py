@@ -9,7 +9,6 @@ sharded colkern.Index directory (colkern.distributed.index_pdfs_ray).
 from __future__ import annotations
 
 import json
-import sys
 
 
 def extend_commands(sub) -> None:
@@ -59,12 +58,7 @@ def _index(args) -> int:
                             tiles=args.tiles, pool_factor=args.pool_factor, binary=args.binary,
                             address=args.address, progress=not args.quiet, quality=args.quality,
                             stall_timeout_s=args.stall_timeout, device=args.device)
-    print(f"{report.index_path}: {report.num_pages} pages ({report.added} added, "
-          f"{report.skipped} already indexed, {len(report.failures)} failed)")
-    for file, page, error in report.failures:
-        where = f"{file} page {page + 1}" if page is not None else file
-        print(f"failed: {where}: {error}", file=sys.stderr)
-    return 1 if report.failures else 0
+    return report.print_summary()
 
 
 def _search(args) -> int:

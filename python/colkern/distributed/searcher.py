@@ -59,7 +59,7 @@ from ..retrieval.search import SearchResult
 from ..retrieval.shard import Shard, read_codebook
 from ..retrieval.sharded import CANDIDATES, NPROBE, RESCORE
 from ..retrieval.sharded_search import ShardedSearcher as _StageRunner
-from ..retrieval.sharded_search import check_knobs, check_queries
+from ..retrieval.sharded_search import check_knobs, check_queries, make_result
 from ._ray import ACTOR_CPUS, check_timeout, import_ray, init_ray
 
 
@@ -352,21 +352,9 @@ class ShardedSearcher:
             sel = _best(p, s, k)  # ...then the k best by the final score
             scores[b], indices[b] = s[sel], p[sel]
             ids.append([names[i] for i in sel.tolist()])
-        cand_i = cand_s = None
-        if return_candidates:
-            width = max((c[0].numel() for c in cand_lists), default=0)
-            cand_i = torch.full((B, width), -1, dtype=torch.int64)
-            cand_s = torch.full((B, width), float("-inf"))
-            for b, (cp, cs) in enumerate(cand_lists):
-                cand_i[b, :cp.numel()], cand_s[b, :cs.numel()] = cp, cs
         used = None if nprobe is None or n == 0 or B == 0 else final
-        if squeeze:
-            ids, scores, indices = ids[0], scores[0], indices[0]
-            if return_candidates:
-                cand_i, cand_s = cand_i[0], cand_s[0]
-        return SearchResult(ids=ids, indices=indices, scores=scores, score_kind=final,
-                            stage1="exact" if nprobe is None else "centroids", rescore=used,
-                            candidate_indices=cand_i, candidate_scores=cand_s)
+        return make_result(ids, indices, scores, cand_lists if return_candidates else None, squeeze, final,
+                           nprobe is None, used)
 
     def _split(self, cands: List[Optional[Tensor]], group: List[int]) -> List[Optional[Tensor]]:
         """Each query's sorted candidate positions that fall in the shards of `group`."""

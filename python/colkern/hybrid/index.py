@@ -162,7 +162,7 @@ class HybridIndex:
         model = _MODEL_OF[kind]
         value = self._models.get(model)
         if value is None or isinstance(value, (str, os.PathLike)):
-            from .build import load_model
+            from .models import load_model
 
             path = value if value is not None else self.manifest.get("models", {}).get(model)
             if not path:

@@ -150,18 +150,28 @@ def run_search(index, Q, k, q_mask, allowed: Tensor, filtered: bool, nprobe, can
         s, p, cp, cs, kind, used = searcher.query(q.contiguous(), k, nprobe, candidates, rescore)
         scores[b], indices[b] = s, p
         cands.append((cp, cs))
+    ids = [[index.id_at(i) for i in row] for row in indices.tolist()]
+    return make_result(ids, indices, scores, cands if return_candidates else None, squeeze, kind,
+                       nprobe is None, used)
+
+
+def make_result(ids: List[List[str]], indices: Tensor, scores: Tensor,
+                cands: Optional[List[Tuple[Tensor, Tensor]]], squeeze: bool, kind: str, exact: bool,
+                used: Optional[str]) -> SearchResult:
+    """The SearchResult of B queries' top k (ids [B][k'], indices / scores [B, k']); cands: per
+    query (candidate positions, their stage-1 scores), ragged, padded here with -1 / -inf, or
+    None; squeeze: a single [Lq, D] query (the B axis is dropped)."""
     cand_i = cand_s = None
-    if return_candidates:  # ragged per query: padded with -1 / -inf
+    if cands is not None:
         width = max((c[0].numel() for c in cands), default=0)
-        cand_i = torch.full((B, width), -1, dtype=torch.int64)
-        cand_s = torch.full((B, width), float("-inf"))
+        cand_i = torch.full((len(cands), width), -1, dtype=torch.int64)
+        cand_s = torch.full((len(cands), width), float("-inf"))
         for b, (cp, cs) in enumerate(cands):
             cand_i[b, :cp.numel()], cand_s[b, :cs.numel()] = cp, cs
-    ids = [[index.id_at(i) for i in row] for row in indices.tolist()]
     if squeeze:
         ids, scores, indices = ids[0], scores[0], indices[0]
-        if return_candidates:
+        if cands is not None:
             cand_i, cand_s = cand_i[0], cand_s[0]
     return SearchResult(ids=ids, indices=indices, scores=scores, score_kind=kind,
-                        stage1="exact" if nprobe is None else "centroids", rescore=used,
+                        stage1="exact" if exact else "centroids", rescore=used,
                         candidate_indices=cand_i, candidate_scores=cand_s)

@@ -33,7 +33,7 @@ from typing import List, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._model_loading import check_local_model_dir, check_positive_int, resolve_device, resolve_dtype
+from .._model_loading import TorchModelProperties, check_local_model_dir, check_positive_int, resolve_device, resolve_dtype
 from .._types import PathLike
 
 _CONFIG = "config.json"
@@ -96,7 +96,7 @@ def _pooled(output) -> Tensor:
     return pooled
 
 
-class SiglipEncoder:
+class SiglipEncoder(TorchModelProperties):
     """A SigLIP model + processor turning images and texts into unit vectors in one space.
 
     Build with SiglipEncoder.load(local_dir) or wrap a loaded transformers model and processor
@@ -172,14 +172,6 @@ class SiglipEncoder:
     @property
     def text_length(self) -> int:
         return self._text_length
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
 
     # -- encoding --------------------------------------------------------------------------------
 
