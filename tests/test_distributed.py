@@ -104,9 +104,10 @@ def encoder(model_dir):
 @pytest.fixture(scope="module")
 def indexed(local_ray, model_dir, encoder, corpus, tmp_path_factory):
     """A run killed after its first commit (the encoder object shipped to the actor), then the
-    same run again with the model directory each actor loads (the resume)."""
+    same run again with the model directory each actor loads (the resume); both predict each
+    page's OCR quality on the same pass."""
     out = str(tmp_path_factory.mktemp("out") / "pages.idx")
-    opts = dict(dpi=DPI, batch_pages=2, pages_per_shard=2, stall_timeout_s=STALL)
+    opts = dict(dpi=DPI, batch_pages=2, pages_per_shard=2, stall_timeout_s=STALL, quality=True)
     real_add = colkern.Index.add
     calls = []
 
@@ -125,6 +126,17 @@ def indexed(local_ray, model_dir, encoder, corpus, tmp_path_factory):
     after_crash = colkern.Index.open(out, verify=True).ids
     report = index_pdfs_ray([corpus], out, model_dir, **opts)
     return {"dir": out, "after_crash": after_crash, "report": report, "seconds": time.perf_counter() - t0}
+
+
+def test_quality_is_predicted_on_the_same_pass(indexed):
+    """quality=True: every indexed page carries the predicted CER / WER and verdict of the shipped
+    Tesseract model, the same values colkern.quality.predict gives for that page image."""
+    index = colkern.Index.open(indexed["dir"])
+    metas = [index.metadata_of(i) for i in index.ids]
+    assert metas and all({"cer", "wer", "verdict"} <= set(m) for m in metas)
+    for m in metas:
+        assert m["verdict"] in ("good", "fair", "poor", "empty")
+        assert m["cer"] is None or 0.0 <= m["cer"] <= 1.0
 
 
 def test_collect_inputs_walks_directories_for_pdfs_and_images(corpus):
@@ -149,7 +161,7 @@ def test_interrupted_run_keeps_its_commit_and_the_rerun_resumes(indexed, corpus)
     assert index.ids[:2] == indexed["after_crash"]
     assert len(index.shards) == 4  # 2 pages per shard: 1 shard before the crash, 3 after
     meta = index.metadata_of(page_id(str(corpus / "report.pdf"), 1))
-    assert meta == {"file": str(corpus / "report.pdf"), "page": 1}
+    assert {k: meta[k] for k in ("file", "page")} == {"file": str(corpus / "report.pdf"), "page": 1}
     attrs = read_manifest(indexed["dir"]).attrs
     assert attrs["dpi"] == DPI and attrs["tiles"] == 1 and attrs["grid"] == [4, 4] and attrs["pool_factor"] is None
 
