@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pymupdf")
 
-from colkern.quality import synth  # noqa: E402
+from colkern.quality import synth_layouts  # noqa: E402
 from colkern.quality.synth import generate_page  # noqa: E402
 from colkern.quality.text_metrics import cer, wer  # noqa: E402
 
@@ -49,7 +49,7 @@ def test_new_japanese_layouts(layout):
 def test_receipt_small_print():
     p = generate_page(9103, lang="jpn", layout="receipt", small_print=True)
     sp = p.meta["small_print"]
-    lo, hi = synth.SMALL_PRINT_PT
+    lo, hi = synth_layouts.SMALL_PRINT_PT
     assert sp["shop"] and sp["footer"] and lo <= sp["shop_pt"] <= hi and lo <= sp["footer_pt"] <= hi
     assert "登録番号 T" in p.text.splitlines()[-1]
     plain = generate_page(9103, lang="jpn", layout="receipt", small_print=False)
