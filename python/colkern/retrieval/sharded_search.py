@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..ops import normalize_queries
 from .centroids import approx_scores, probe
+from .prefetch import prefetch_rows
 from .search import SearchResult, check_query_tensor
 
 
@@ -108,6 +109,7 @@ class ShardedSearcher:
         counts = torch.bincount(shard_of, minlength=len(self.shards)).tolist()
         scores: List[Tensor] = []
         found: List[Tensor] = []
+        work = []
         lo = 0
         for s, c in enumerate(counts):
             if not c:
@@ -117,6 +119,11 @@ class ShardedSearcher:
             sh = self.shards[s]
             local = sel - self.bases[s]
             st, ln = sh.starts[local].contiguous(), sh.lengths[local].contiguous()
+            # Every shard's rows are announced before any is scored: one deep queue of reads
+            # for an index on disk (see colkern.retrieval.prefetch).
+            prefetch_rows(sh.floats if kind == "float" else sh.bits, st, ln)
+            work.append((sh, sel, st, ln))
+        for sh, sel, st, ln in work:
             if kind == "float":
                 sc, j = ops.maxsim_topk(q.to(self.fdtype)[None].contiguous(), None, sh.floats, st, ln, k)
             else:

@@ -1,0 +1,53 @@
+"""Read-ahead of the row ranges a search stage is about to score (madvise MADV_WILLNEED).
+
+An index larger than RAM keeps its fp16 vectors on disk; the rescoring stage then reads a few
+hundred candidates' rows, 64 KB each for a page of 250 vectors. Faulted in one page at a time
+while the kernel runs, those reads are serial; announced together before the kernel starts, the
+kernel queues them all at once and the disk serves them in parallel. On memory that is already
+resident (or not a file mapping) the advice costs a system call and changes nothing.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
+import sys
+from typing import Optional
+
+from torch import Tensor
+
+_MADV_WILLNEED = 3
+_PAGE = mmap.PAGESIZE
+
+
+def _load_madvise() -> Optional[object]:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_madvise = _load_madvise()
+
+
+def prefetch_rows(values: Tensor, starts: Tensor, lengths: Tensor) -> int:
+    """Advises the kernel to read rows [starts[i], starts[i] + lengths[i]) of the 2-D CPU tensor
+    `values` ahead. Advice only: failures are ignored. -> the number of ranges advised."""
+    if _madvise is None or values.dim() != 2 or values.device.type != "cpu" or values.numel() == 0:
+        return 0
+    row_bytes = values.stride(0) * values.element_size()
+    base = values.data_ptr()
+    n = 0
+    for s, l in zip(starts.tolist(), lengths.tolist()):
+        if l <= 0:
+            continue
+        lo = base + s * row_bytes
+        aligned = lo - lo % _PAGE
+        _madvise(aligned, lo + l * row_bytes - aligned, _MADV_WILLNEED)
+        n += 1
+    return n

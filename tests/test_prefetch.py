@@ -1,0 +1,34 @@
+"""colkern.retrieval.prefetch: read-ahead advice for the row ranges a search stage scores."""
+import sys
+
+import pytest
+import torch
+
+from colkern.retrieval import prefetch
+
+
+def test_prefetch_advises_each_nonempty_range_and_changes_nothing():
+    t = torch.randn(1000, 64)
+    before = t.clone()
+    n = prefetch.prefetch_rows(t, torch.tensor([0, 10, 999, 500]), torch.tensor([5, 0, 1, 7]))
+    assert n == (3 if sys.platform.startswith("linux") else 0)
+    assert torch.equal(t, before)
+    assert prefetch.prefetch_rows(torch.empty(0, 64), torch.tensor([0]), torch.tensor([0])) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise is used on Linux only")
+def test_prefetch_on_a_memory_mapped_shard(tmp_path):
+    import colkern
+
+    g = torch.Generator().manual_seed(0)
+    docs = [torch.randn(int(n), 16, generator=g) for n in torch.randint(1, 40, (60,), generator=g)]
+    index = colkern.Index.create(tmp_path / "i.idx", dim=16)
+    index.add(docs, ids=[f"d{i}" for i in range(len(docs))])
+    index = colkern.Index.open(tmp_path / "i.idx")
+    sh = index.shards[0]
+    assert prefetch.prefetch_rows(sh.floats, sh.starts[:5], sh.lengths[:5]) == 5
+    assert prefetch.prefetch_rows(sh.bits, sh.starts, sh.lengths) == len(docs)
+    q = torch.randn(4, 16, generator=g)
+    exact = index.search(q, k=5, nprobe=None)
+    staged = index.search(q, k=5, nprobe=index.codebook.num_centroids, candidates=60, rescore=60)
+    assert staged.ids == exact.ids
