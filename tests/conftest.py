@@ -52,3 +52,17 @@ def assert_close_to_reference(got, ref64, same_dtype_torch, dtype, magnitude=Non
     err = (got[fin] - ref64[fin]).abs()
     worst = (err - bound).max() if err.numel() else torch.tensor(-1.0)
     assert bool((err <= bound).all()), f"max error {err.max():.3g} exceeds bound by {worst:.3g}"
+
+
+def write_text_pdf(path, texts):
+    """A PDF with one 300 x 420 pt page per string: the text, and a filled box below it (an
+    image-like region for the page router and the renderers)."""
+    import pymupdf
+
+    doc = pymupdf.open()
+    for t in texts:
+        page = doc.new_page(width=300, height=420)
+        page.insert_text((30, 60), t, fontsize=16)
+        page.draw_rect(pymupdf.Rect(30, 100, 270, 200), color=(0.2, 0.2, 0.6), fill=(0.8, 0.8, 1))
+    doc.save(path)
+    doc.close()

@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+from conftest import write_text_pdf
 
 from colkern.colpali._torchvision_compat import apply_torchvision_shim  # noqa: E402
 
@@ -29,22 +30,12 @@ def model_dir(tmp_path_factory):
     return str(build_tiny_colpali(tmp_path_factory.mktemp("model") / "tiny-colpali"))
 
 
-def _pdf(path, texts):
-    doc = pymupdf.open()
-    for t in texts:
-        page = doc.new_page(width=300, height=420)
-        page.insert_text((30, 60), t, fontsize=16)
-        page.draw_rect(pymupdf.Rect(30, 100, 270, 200), color=(0.2, 0.2, 0.6), fill=(0.8, 0.8, 1))
-    doc.save(path)
-    doc.close()
-
-
 @pytest.fixture
 def corpus(tmp_path):
     d = tmp_path / "pdfs"
     d.mkdir()
-    _pdf(d / "report.pdf", ["Total revenue 2023", "Quarterly results by region", "Appendix"])
-    _pdf(d / "invoice.pdf", ["Invoice number 42", "Amount due"])
+    write_text_pdf(d / "report.pdf", ["Total revenue 2023", "Quarterly results by region", "Appendix"])
+    write_text_pdf(d / "invoice.pdf", ["Invoice number 42", "Amount due"])
     (d / "broken.pdf").write_bytes(b"%PDF-1.7\nnot a real pdf at all")
     secret = pymupdf.open()
     secret.new_page().insert_text((50, 50), "secret")

@@ -11,6 +11,7 @@ import time
 
 import pytest
 import torch
+from conftest import write_text_pdf
 
 ray = pytest.importorskip("ray")
 pymupdf = pytest.importorskip("pymupdf")
@@ -61,22 +62,12 @@ def model_dir(tmp_path_factory):
     return str(build_tiny_colpali(tmp_path_factory.mktemp("model") / "tiny-colpali"))
 
 
-def _pdf(path, texts):
-    doc = pymupdf.open()
-    for t in texts:
-        page = doc.new_page(width=300, height=420)
-        page.insert_text((30, 60), t, fontsize=16)
-        page.draw_rect(pymupdf.Rect(30, 100, 270, 200), color=(0.2, 0.2, 0.6), fill=(0.8, 0.8, 1))
-    doc.save(path)
-    doc.close()
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     d = tmp_path_factory.mktemp("inputs")
     (d / "sub").mkdir()
-    _pdf(d / "report.pdf", ["Total revenue 2023", "Quarterly results by region", "Appendix"])
-    _pdf(d / "sub" / "invoice.pdf", ["Invoice number 42", "Amount due"])
+    write_text_pdf(d / "report.pdf", ["Total revenue 2023", "Quarterly results by region", "Appendix"])
+    write_text_pdf(d / "sub" / "invoice.pdf", ["Invoice number 42", "Amount due"])
     Image.new("RGB", (120, 170), (200, 40, 40)).save(d / "scan.png")
     Image.new("RGB", (150, 100), (40, 160, 40)).save(d / "sub" / "photo.jpg")
     (d / "broken.pdf").write_bytes(b"%PDF-1.7\nnot a real pdf at all")

@@ -32,6 +32,18 @@ def check_positive_int(value, owner: str, name: str) -> int:
     return value
 
 
+def check_texts(texts, owner: str) -> list:
+    """-> texts as a list, after checking it is a sequence of str (one bare str is refused: it
+    would be read as a list of characters)."""
+    if isinstance(texts, str):
+        raise TypeError(f"{owner}: texts must be a list of strings, got one str (wrap it in a list)")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{owner}: texts[{i}] must be a str, got {type(t).__name__}")
+    return texts
+
+
 def resolve_device(device):
     """None -> CUDA when available, else the CPU; anything else -> torch.device(device)."""
     import torch

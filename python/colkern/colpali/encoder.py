@@ -53,7 +53,14 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from .._model_loading import TorchModelProperties, check_local_model_dir, check_positive_int, resolve_device, resolve_dtype
+from .._model_loading import (
+    TorchModelProperties,
+    check_local_model_dir,
+    check_positive_int,
+    check_texts,
+    resolve_device,
+    resolve_dtype,
+)
 from .._types import PathLike
 from ._torchvision_compat import import_colpali_engine
 
@@ -326,13 +333,7 @@ class ColPaliEncoder(TorchModelProperties):
         augmentation tokens) -> one [Lq_i, dim] float32 CPU tensor per query, its attended tokens
         only (batch padding removed), L2-normalised. A query's embeddings do not depend on the
         other queries in its batch (see the module docstring on query attention)."""
-        if isinstance(texts, str):
-            raise TypeError("ColPaliEncoder.encode_queries: texts must be a list of strings, got one str "
-                            "(wrap it in a list)")
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"ColPaliEncoder.encode_queries: texts[{i}] must be a str, got {type(t).__name__}")
+        texts = check_texts(texts, "ColPaliEncoder.encode_queries")
         out: List[Tensor] = []
         for lo, hi in self._batches(len(texts), "query"):
             batch = self.processor.process_queries(texts[lo:hi])

@@ -33,7 +33,14 @@ from typing import List, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .._model_loading import TorchModelProperties, check_local_model_dir, check_positive_int, resolve_device, resolve_dtype
+from .._model_loading import (
+    TorchModelProperties,
+    check_local_model_dir,
+    check_positive_int,
+    check_texts,
+    resolve_device,
+    resolve_dtype,
+)
 from .._types import PathLike
 
 _CONFIG = "config.json"
@@ -205,13 +212,7 @@ class SiglipEncoder(TorchModelProperties):
     def encode_texts(self, texts: Sequence[str]) -> Tensor:
         """Strings -> [n, dim] float32 CPU, L2-normalised rows, in order. Longer texts are cut to
         the text tower's length (text_length tokens)."""
-        if isinstance(texts, str):
-            raise TypeError("SiglipEncoder.encode_texts: texts must be a list of strings, got one str "
-                            "(wrap it in a list)")
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"SiglipEncoder.encode_texts: texts[{i}] must be a str, got {type(t).__name__}")
+        texts = check_texts(texts, "SiglipEncoder.encode_texts")
         parts = []
         padding = "max_length" if self._pad_to_max else True
         for lo in range(0, len(texts), self.batch_size):
