@@ -42,7 +42,8 @@ import torch
 import colkern
 from colkern._bench.cases import cpu_name
 from colkern.retrieval.centroids import auto_num_centroids
-from colkern.retrieval.sharded import CANDIDATES, NPROBE, RESCORE, Index
+from colkern.retrieval.sharded import RESCORE, Index
+from colkern.retrieval.sharded_search import AUTO, resolve_knobs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bits_quality import Generator  # noqa: E402
@@ -50,7 +51,7 @@ from bits_quality import parse_args as corpus_args  # noqa: E402
 from muvera import muvera_report  # noqa: E402
 
 K = 10
-SETTINGS = [(NPROBE, CANDIDATES, RESCORE), (16, 512, 128), (16, 256, 256), (8, 256, 64), (24, 1024, 256)]
+SETTINGS = [(AUTO, AUTO, RESCORE), (16, 512, 128), (16, 256, 256), (8, 256, 64), (24, 1024, 256)]
 
 
 def parse_args(argv=None):
@@ -66,7 +67,14 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dir", help="index directory (default: a temporary one, removed at the end)")
     p.add_argument("--reuse", action="store_true", help="search an index already built in --dir")
-    p.add_argument("--settings", nargs="*", metavar="P,C,R", help="nprobe,candidates,rescore to time")
+    p.add_argument("--settings", nargs="*", metavar="P,C,R",
+                   help="nprobe,candidates,rescore to time (nprobe and candidates may be 'auto', the defaults)")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="before each setting, this many other queries (other target pages), untimed: the page "
+                        "cache then holds what a serving process would have, not what these queries need")
+    p.add_argument("--drop-caches", action="store_true",
+                   help="drop the page cache before each setting (root: /proc/sys/vm/drop_caches); with --warmup "
+                        "the warm-up queries run after the drop")
     p.add_argument("--muvera", action="store_true", help="also measure MUVERA encodings + exact / HNSW search")
     p.add_argument("--json", help="output path (default benchmarks/results/search-at-scale-<cpu>-<N>.json)")
     p.add_argument("--seed", type=int, default=0)
@@ -146,10 +154,25 @@ def rows_of(index: Index, pos: int):
     return sh.floats[int(lo):int(hi)]
 
 
-def time_setting(index: Index, qs, setting) -> dict:
-    """Times one (nprobe, candidates, rescore) setting, batch 1; keeps what recall needs."""
+def drop_page_cache() -> None:
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+
+
+def parse_setting(text: str) -> tuple:
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise SystemExit(f"--settings: expected nprobe,candidates,rescore, got {text!r}")
+    return tuple(p if p == AUTO and i < 2 else int(p) for i, p in enumerate(parts))
+
+
+def time_setting(index: Index, qs, setting, warm=()) -> dict:
+    """Times one (nprobe, candidates, rescore) setting, batch 1; keeps what recall needs.
+    warm: untimed queries run first (the first query is the warm-up when there are none)."""
     nprobe, cands, resc = setting
-    index.search(qs[0], k=K, nprobe=nprobe, candidates=cands, rescore=resc)  # warm-up
+    for q in (warm or qs[:1]):
+        index.search(q, k=K, nprobe=nprobe, candidates=cands, rescore=resc)
     lat, cpu, found, cand = [], [], [], []
     for q in qs:
         t, c = time.perf_counter(), time.process_time()
@@ -161,7 +184,9 @@ def time_setting(index: Index, qs, setting) -> dict:
         r = index.search(q, k=K, nprobe=nprobe, candidates=cands, rescore=resc, return_candidates=True)
         cand.append(set(r.candidate_indices.tolist()))
     lat.sort()
-    return {"nprobe": nprobe, "candidates": cands, "rescore": resc,
+    used = resolve_knobs(nprobe, cands, index.codebook.num_centroids)
+    return {"nprobe": nprobe, "candidates": cands, "rescore": resc, "nprobe_used": used[0], "candidates_used": used[1],
+            "warmup_queries": len(warm),
             "median_ms": 1e3 * statistics.median(lat), "p95_ms": 1e3 * lat[min(len(lat) - 1, int(0.95 * len(lat)))],
             "median_cpu_ms": 1e3 * statistics.median(cpu), "load_avg_1min": os.getloadavg()[0],
             "_found": found, "_cand": cand}
@@ -206,13 +231,21 @@ def main(argv=None) -> dict:
         g = torch.Generator().manual_seed(a.seed + 1)
         targets = torch.randint(0, index.num_positions, (a.queries,), generator=g).tolist()
         Q, mask = gen.queries(lambda t: rows_of(index, t), targets)
-        settings = [tuple(int(x) for x in s.split(",")) for s in a.settings] if a.settings else SETTINGS
+        settings = [parse_setting(s) for s in a.settings] if a.settings else SETTINGS
         qs = [Q[b][mask[b]].contiguous() for b in range(Q.shape[0])]
+        warm = []
+        if a.warmup:
+            others = torch.randint(0, index.num_positions, (a.warmup,), generator=g).tolist()
+            Qw, mw = gen.queries(lambda t: rows_of(index, t), others)
+            warm = [Qw[b][mw[b]].contiguous() for b in range(Qw.shape[0])]
         # Our searches before the ground truth: the exact scan pages the whole corpus in, which
         # would inflate the resident memory measured for search.
         runs = []
         for s in settings:
-            res = time_setting(index, qs, s)
+            if a.drop_caches:
+                drop_page_cache()
+            res = time_setting(index, qs, s, warm)
+            res["page_cache_dropped"] = a.drop_caches
             res.update({f"{k}_bytes": v for k, v in proc_status().items()})
             runs.append(res)
             print(f"  {s}: median {res['median_ms']:.1f} ms, p95 {res['p95_ms']:.1f} ms", flush=True)

@@ -248,3 +248,34 @@ def test_bits_only_index_scores_on_the_float_scale(tmp_path):
     Q_perp = (Q - (Q @ u)[..., None] * u).contiguous()
     _, want = colkern.maxsim_bits_topk(Q_perp, colkern.PackedDocs(cen, packed.offsets), 5, dim=32)
     assert torch.equal(r.indices, want)
+
+
+def test_auto_knobs_grow_with_the_codebook():
+    from colkern.retrieval.sharded_search import auto_knobs, resolve_knobs
+
+    assert auto_knobs(1) == auto_knobs(16384) == (16, CANDIDATES)
+    assert auto_knobs(16385) == auto_knobs(32768) == (32, 2 * CANDIDATES)
+    assert auto_knobs(65536) == (64, 4 * CANDIDATES)
+    assert resolve_knobs("auto", "auto", 32768) == (32, 1024)
+    assert resolve_knobs(None, 77, 32768) == (None, 77)  # explicit values pass through
+    assert resolve_knobs("auto", "auto", None) == (16, CANDIDATES)  # no codebook yet
+
+
+def test_auto_knobs_are_what_search_uses_by_default(tmp_path):
+    from colkern.retrieval.sharded_search import auto_knobs
+
+    docs = clustered(300, 20, dim=32)
+    Q = queries_from(docs, 6)
+    index = Index.create(tmp_path / "i", dim=32, centroids=64).add(docs)
+    nprobe, cands = auto_knobs(index.codebook.num_centroids)
+    auto = index.search(Q, k=10, return_candidates=True)
+    explicit = index.search(Q, k=10, nprobe=nprobe, candidates=cands, return_candidates=True)
+    assert auto.ids == explicit.ids and torch.equal(auto.scores, explicit.scores)
+    assert torch.equal(auto.candidate_indices, explicit.candidate_indices)
+    for bad in ("fast", "AUTO", 0):
+        with pytest.raises(ValueError, match='nprobe must be a positive int or None or "auto"'):
+            index.search(Q, nprobe=bad)
+    with pytest.raises(ValueError, match='candidates must be a positive int or "auto"'):
+        index.search(Q, candidates="many")
+    with pytest.raises(ValueError, match="rescore must be a positive int, got 'auto'"):
+        index.search(Q, rescore="auto")

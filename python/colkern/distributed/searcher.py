@@ -46,7 +46,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -57,9 +57,8 @@ from ..retrieval.filters import MetadataColumns
 from ..retrieval.manifest import Manifest, read_manifest
 from ..retrieval.search import SearchResult
 from ..retrieval.shard import Shard, read_codebook
-from ..retrieval.sharded import CANDIDATES, NPROBE, RESCORE
+from ..retrieval.sharded_search import AUTO, RESCORE, check_knobs, check_queries, make_result, resolve_knobs
 from ..retrieval.sharded_search import ShardedSearcher as _StageRunner
-from ..retrieval.sharded_search import check_knobs, check_queries, make_result
 from ._ray import ACTOR_CPUS, check_timeout, import_ray, init_ray
 
 
@@ -119,7 +118,8 @@ class ShardGroup:
         return p - self.shift[i]
 
     def info(self) -> dict:
-        return {"keys": sorted(self.columns.keys()), "files": self.files, "pid": os.getpid()}
+        return {"keys": sorted(self.columns.keys()), "files": self.files, "pid": os.getpid(),
+                "num_centroids": self.codebook.num_centroids if self.codebook is not None else None}
 
     def _runner(self, filter: Optional[dict]) -> _StageRunner:
         key = _filter_key(filter)
@@ -260,6 +260,7 @@ class ShardedSearcher:
             self.close()
             raise
         self._keys = sorted({k for i in infos for k in i["keys"]})
+        self._num_centroids = infos[0]["num_centroids"] if infos else None
         self._counts = {}
 
     @property
@@ -311,11 +312,12 @@ class ShardedSearcher:
         return self._counts[key]
 
     def search(self, Q: Tensor, k: int = 10, *, q_mask: Optional[Tensor] = None, filter: Optional[dict] = None,
-               nprobe: Optional[int] = NPROBE, candidates: int = CANDIDATES, rescore: int = RESCORE,
+               nprobe: Union[int, str, None] = AUTO, candidates: Union[int, str] = AUTO, rescore: int = RESCORE,
                return_candidates: bool = False) -> SearchResult:
         """colkern.Index.search's arguments and result (see there), computed by the actors."""
         op = "ShardedSearcher.search"
         check_knobs(k, nprobe, candidates, rescore, op)
+        nprobe, candidates = resolve_knobs(nprobe, candidates, self._num_centroids)
         Qn, qm, squeeze = check_queries(Q, q_mask, self.dim, op)
         if filter is not None:
             self._check_filter(filter, op)

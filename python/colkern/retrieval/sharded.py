@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -34,17 +34,8 @@ from .index_format import IndexFormatError
 from .manifest import MANIFEST, Manifest, read_manifest, unreferenced_files, write_manifest, writer_lock
 from .search import SearchResult
 from .shard import Shard, encode, float_dtype_of, read_codebook, write_codebook, write_shard
-from .sharded_search import check_knobs, run_search
+from .sharded_search import AUTO, CANDIDATES, NPROBE, RESCORE, check_knobs, run_search  # noqa: F401 (re-exported)
 
-# Search defaults: recall@10 0.98 against exact MaxSim top-10 on the clustered benchmark corpus
-# at 10M vectors (benchmarks/search_at_scale.py; 1.0 at 1M). Measured there: candidates is what
-# recall needs first (256 kept 0.93 of the exact top-10 at 10M, 512 0.99, 1024 1.0), then
-# rescore (bits picking 128 instead of 256 of 512 for float rescoring: 0.97 instead of 0.98);
-# nprobe 8 with 128 candidates fell to 0.71. Speed comes mostly from the float rescoring
-# (rescore docs x their tokens) and the centroid stage (grows with nprobe and the list lengths).
-NPROBE = 16
-CANDIDATES = 512
-RESCORE = 256
 _SAMPLE_PER_CENTROID = 16  # k-means training sample: 16 vectors per centroid, capped below
 _SAMPLE_MAX = 1 << 20
 
@@ -315,14 +306,16 @@ class Index:
     # -- search ---------------------------------------------------------------------------------
 
     def search(self, Q: Tensor, k: int = 10, *, q_mask: Optional[Tensor] = None, filter: Optional[dict] = None,
-               nprobe: Optional[int] = NPROBE, candidates: int = CANDIDATES, rescore: int = RESCORE,
+               nprobe: Union[int, str, None] = AUTO, candidates: Union[int, str] = AUTO, rescore: int = RESCORE,
                return_candidates: bool = False) -> SearchResult:
         """Top-k live documents for Q float [Lq, dim] or [B, Lq, dim] (q_mask: bool [Lq] / [B, Lq]).
 
         filter: metadata equality ({"key": value or [allowed values]}), applied before any
         scoring. nprobe: centroids probed per query token (None: exact search over every allowed
-        document); candidates: documents the centroid stage keeps; rescore: how many of those get
-        exact float MaxSim (when fewer than the candidates, float x bits picks them).
+        document); candidates: documents the centroid stage keeps; "auto" (the default for both):
+        16 probes and 512 candidates up to 16384 centroids, then both in proportion to the
+        codebook (sharded_search.auto_knobs; 32 / 1024 at 100M vectors); rescore: how many of
+        the candidates get exact float MaxSim (when fewer, float x bits picks them).
         Trading recall for speed: lower `rescore` first (float MaxSim over rescore x doc-length
         vectors is the largest cost; float x bits picks the survivors at ~1/3 of the cost per
         vector and reads 16 instead of 256 bytes per vector from the mmap), then `candidates`,

@@ -31,14 +31,46 @@ from .centroids import approx_scores, probe
 from .prefetch import prefetch_rows
 from .search import SearchResult, check_query_tensor
 
+AUTO = "auto"
+# The knobs' defaults at up to 16384 centroids (auto_num_centroids of about 17M vectors): recall@10
+# 0.98 against exact MaxSim top-10 on the clustered benchmark corpus at 10M vectors
+# (benchmarks/search_at_scale.py; 1.0 at 1M). Candidates is what recall needs first (at 10M,
+# 256 kept 0.93 of the exact top-10, 512 0.99, 1024 1.0), then rescore (bits picking 128 instead
+# of 256 of 512 for float rescoring: 0.97 instead of 0.98); nprobe 8 with 128 candidates fell to
+# 0.71. Speed comes mostly from the float rescoring (rescore docs x their tokens) and the
+# centroid stage (grows with nprobe and the list lengths).
+NPROBE = 16
+CANDIDATES = 512
+RESCORE = 256
+_BASE_CENTROIDS = 16384
+
+
+def auto_knobs(num_centroids: int) -> Tuple[int, int]:
+    """(nprobe, candidates) for nprobe="auto" / candidates="auto" on a codebook of
+    `num_centroids`: NPROBE and CANDIDATES up to 16384 centroids, then both grow in proportion to
+    the codebook. A larger corpus has proportionally more centroids (auto_num_centroids) and
+    more documents per query's neighbourhood, so a fixed nprobe probes an ever smaller share of
+    it: at 100M vectors (32768 centroids) nprobe 16 / 512 candidates kept recall@10 0.71-0.74,
+    32 / 1024 0.95-0.97."""
+    f = max(1, -(-int(num_centroids) // _BASE_CENTROIDS))
+    return NPROBE * f, CANDIDATES * f
+
 
 def check_knobs(k, nprobe, candidates, rescore, op: str) -> None:
-    for name, v, none_ok in (("k", k, False), ("nprobe", nprobe, True), ("candidates", candidates, False),
-                             ("rescore", rescore, False)):
-        if v is None and none_ok:
+    for name, v, none_ok, auto_ok in (("k", k, False, False), ("nprobe", nprobe, True, True),
+                                      ("candidates", candidates, False, True), ("rescore", rescore, False, False)):
+        if (v is None and none_ok) or (v == AUTO and auto_ok):
             continue
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{op}: {name} must be a positive int{' or None' if none_ok else ''}, got {v!r}")
+            alts = (" or None" if none_ok else "") + (' or "auto"' if auto_ok else "")
+            raise ValueError(f"{op}: {name} must be a positive int{alts}, got {v!r}")
+
+
+def resolve_knobs(nprobe, candidates, num_centroids: Optional[int]) -> Tuple[Optional[int], int]:
+    """nprobe / candidates with "auto" replaced by auto_knobs(num_centroids) (no codebook yet:
+    the defaults)."""
+    auto_p, auto_c = auto_knobs(num_centroids or 1)
+    return (auto_p if nprobe == AUTO else nprobe), (auto_c if candidates == AUTO else candidates)
 
 
 def check_queries(Q, q_mask, dim: int, op: str) -> Tuple[Tensor, Optional[Tensor], bool]:
@@ -144,6 +176,7 @@ class ShardedSearcher:
 def run_search(index, Q, k, q_mask, allowed: Tensor, filtered: bool, nprobe, candidates, rescore,
                return_candidates: bool, op: str) -> SearchResult:
     Qn, qm, squeeze = check_queries(Q, q_mask, index.dim, op)
+    nprobe, candidates = resolve_knobs(nprobe, candidates, index.codebook.num_centroids if index.codebook else None)
     searcher = ShardedSearcher(index, allowed, filtered)
     B = Qn.shape[0]
     keep = min(k, searcher.allowed_pos.numel())
