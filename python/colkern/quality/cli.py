@@ -40,9 +40,9 @@ def add_commands(sub) -> None:
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_train)
 
-    e = qs.add_parser("evaluate", help="score a model on a held-out data set; write a report + scatter plot")
+    e = qs.add_parser("evaluate", help="score a model on held-out data sets (pooled); write a report + scatter plot")
     e.add_argument("model", metavar="MODEL")
-    e.add_argument("dataset", metavar="DATASET_DIR")
+    e.add_argument("dataset", metavar="DATASET_DIR", nargs="+")
     e.add_argument("--report", required=True, metavar="DIR", help="report.md, report.json, scatter-*.png")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_evaluate)
@@ -123,7 +123,8 @@ def _evaluate(args) -> int:
     from .dataset import load_dataset
     from .pipeline import evaluate_predictor, load_model
 
-    ev = evaluate_predictor(load_model(args.model), load_dataset(args.dataset), args.report, progress=not args.quiet)
+    datasets = [load_dataset(d) for d in args.dataset]
+    ev = evaluate_predictor(load_model(args.model), datasets, args.report, progress=not args.quiet)
     print(ev.summary())
     print(f"report: {os.path.join(os.path.abspath(args.report), 'report.md')}")
     return 0

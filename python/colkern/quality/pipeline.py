@@ -18,7 +18,7 @@ import json
 import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -208,33 +208,46 @@ def _ci_text(m: dict) -> str:
     return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
 
 
-def evaluate_predictor(model: QualityPredictor, dataset: Dataset, report_dir: Optional[str] = None, *,
-                       threshold: float = 0.1, n_bootstrap: int = 1000, progress: bool = False) -> Evaluation:
-    """Predicts every page of a held-out data set and scores the predictions: Pearson, Spearman,
-    MAE and AUC of "label > threshold", each with a 95% bootstrap interval over source documents.
+def evaluate_predictor(model: QualityPredictor, dataset: Union[Dataset, Sequence[Dataset]],
+                       report_dir: Optional[str] = None, *, threshold: float = 0.1, n_bootstrap: int = 1000,
+                       progress: bool = False) -> Evaluation:
+    """Predicts every page of a held-out data set (or of several, pooled: their source documents
+    stay distinct clusters) and scores the predictions: Pearson, Spearman, MAE and AUC of
+    "label > threshold", each with a 95% bootstrap interval over source documents.
     report_dir: also write report.json, report.md and a predicted-vs-actual scatter PNG per target."""
+    datasets = [dataset] if isinstance(dataset, Dataset) else list(dataset)
+    if not datasets:
+        raise ValueError("evaluate_predictor: dataset must be a Dataset or a non-empty list of them")
     encoder = make_encoder(model.encoder_name, model.encoder_params)
-    X = dataset_features(dataset, encoder, progress=progress)
-    pred = model.predict(X)
-    groups = dataset.groups()
-    truth = {t: dataset.targets(model.engine, t) for t in model.targets}
+    preds, truths, groups = [], [], []
+    offset = 0
+    for ds in datasets:
+        preds.append(model.predict(dataset_features(ds, encoder, progress=progress)))
+        truths.append({t: ds.targets(model.engine, t) for t in model.targets})
+        g = ds.groups()
+        groups.append(g + offset)
+        offset += int(g.max() + 1) if len(g) else 0
+    pred = {t: np.concatenate([p[t] for p in preds]) for t in model.targets}
+    truth = {t: np.concatenate([y[t] for y in truths]) for t in model.targets}
+    groups = np.concatenate(groups)
     metrics = {}
     for t in model.targets:
         cis = bootstrap_metrics(truth[t], pred[t], groups, threshold=threshold, n_bootstrap=n_bootstrap)
         metrics[t] = {name: {"value": ci.value, "low": ci.low, "high": ci.high} for name, ci in cis.items()}
-    ev = Evaluation(len(dataset), int(groups.max() + 1) if len(groups) else 0, metrics, truth, pred)
+    ev = Evaluation(len(groups), offset, metrics, truth, pred)
     if report_dir:
-        _write_report(ev, model, dataset, report_dir)
+        _write_report(ev, model, datasets, report_dir)
     return ev
 
 
-def _write_report(ev: Evaluation, model: QualityPredictor, dataset: Dataset, report_dir: str) -> None:
+def _write_report(ev: Evaluation, model: QualityPredictor, datasets: List[Dataset], report_dir: str) -> None:
     os.makedirs(report_dir, exist_ok=True)
     for t in model.targets:
         save_scatter(ev.y_true[t], ev.y_pred[t], os.path.join(report_dir, f"scatter-{t}.png"),
                      title=f"{model.engine} {t.upper()}: predicted vs actual\n{ev.n} held-out pages")
     doc = {"model": model.path, "engine": model.engine, "encoder": model.encoder_name,
-           "dataset": dataset.root, "pages": ev.n, "sources": ev.sources, "metrics": ev.metrics}
+           "dataset": [ds.root for ds in datasets] if len(datasets) > 1 else datasets[0].root,
+           "pages": ev.n, "sources": ev.sources, "metrics": ev.metrics}
     atomic_write_bytes(os.path.join(report_dir, "report.json"), json.dumps(doc, indent=2).encode())
     rows = ["| target | pearson | spearman | MAE | AUC (> 0.1) |", "|---|---:|---:|---:|---:|"]
     for t, ms in ev.metrics.items():
