@@ -3,6 +3,11 @@
     python benchmarks/search_at_scale.py                       # 1M vectors, about a minute
     python benchmarks/search_at_scale.py --vectors 10000000 --muvera
     python benchmarks/search_at_scale.py --vectors 100000000 --doc-len 250 --dir /big/disk/idx
+    # the same index later, page cache dropped, 200 warm-up queries, in a 6 GiB memory cgroup
+    # (cgroup v1 as root: the process and the page cache it faults in stay under the limit)
+    mkdir /sys/fs/cgroup/memory/ck6g && echo 6G > /sys/fs/cgroup/memory/ck6g/memory.limit_in_bytes
+    sh -c 'echo $$ > /sys/fs/cgroup/memory/ck6g/cgroup.procs && exec python benchmarks/search_at_scale.py \
+        --vectors 100000000 --dir /big/disk/idx --reuse --warmup 200 --drop-caches --settings auto,auto,256'
 
 Corpus: the clustered model of benchmarks/bits_quality.py (pages mixing topic centroids plus
 shared background centroids, per-dimension noise) with a common mean direction added to every

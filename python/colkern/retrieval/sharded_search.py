@@ -59,7 +59,7 @@ def auto_knobs(num_centroids: int) -> Tuple[int, int]:
 def check_knobs(k, nprobe, candidates, rescore, op: str) -> None:
     for name, v, none_ok, auto_ok in (("k", k, False, False), ("nprobe", nprobe, True, True),
                                       ("candidates", candidates, False, True), ("rescore", rescore, False, False)):
-        if (v is None and none_ok) or (v == AUTO and auto_ok):
+        if (v is None and none_ok) or (auto_ok and isinstance(v, str) and v == AUTO):
             continue
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             alts = (" or None" if none_ok else "") + (' or "auto"' if auto_ok else "")
@@ -70,7 +70,7 @@ def resolve_knobs(nprobe, candidates, num_centroids: Optional[int]) -> Tuple[Opt
     """nprobe / candidates with "auto" replaced by auto_knobs(num_centroids) (no codebook yet:
     the defaults)."""
     auto_p, auto_c = auto_knobs(num_centroids or 1)
-    return (auto_p if nprobe == AUTO else nprobe), (auto_c if candidates == AUTO else candidates)
+    return (auto_p if isinstance(nprobe, str) else nprobe), (auto_c if isinstance(candidates, str) else candidates)
 
 
 def check_queries(Q, q_mask, dim: int, op: str) -> Tuple[Tensor, Optional[Tensor], bool]:
