@@ -50,3 +50,16 @@ def test_prefetch_on_a_memory_mapped_shard(tmp_path):
     exact = index.search(q, k=5, nprobe=None)
     staged = index.search(q, k=5, nprobe=index.codebook.num_centroids, candidates=60, rescore=60)
     assert staged.ids == exact.ids
+
+
+def test_prefetch_whole_is_one_call_over_the_tensor(monkeypatch):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("madvise is used on Linux only")
+    calls = []
+    monkeypatch.setattr(prefetch, "_madvise", lambda addr, size, advice: calls.append((addr, size)))
+    t = torch.arange(10_000, dtype=torch.int32)
+    assert prefetch.prefetch_whole(t) == 1
+    lo = t.data_ptr() - t.data_ptr() % prefetch._PAGE
+    assert calls == [(lo, t.data_ptr() + 40_000 - lo)]
+    assert prefetch.prefetch_whole(torch.empty(0, dtype=torch.int32)) == 0
+    assert prefetch.prefetch_whole(t[::2]) == 0  # not contiguous: no advice

