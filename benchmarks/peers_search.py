@@ -195,6 +195,24 @@ def time_searches(search, queries) -> tuple[dict, list]:
     return latency_summary(lat), found
 
 
+def record_build(out: dict, name: str, t0: float, path: str) -> None:
+    """Build time since t0 (perf_counter), the load it ran under, the index's size on disk."""
+    out["build_s"] = time.perf_counter() - t0
+    out["build_load_avg_1min"] = os.getloadavg()[0]
+    print(f"  {name} build {out['build_s']:.1f} s", flush=True)
+    out["disk_bytes"] = dir_bytes(path)
+
+
+def run_settings(out: dict, name: str, default_label: str, settings, search, queries, exact, d: str) -> None:
+    """Times search(q, kw) for each kw of settings ({} = the peer's defaults, reported as
+    default_label) and appends latency, recall@10 and target hits to out["runs"]."""
+    for kw in settings:
+        res, found = time_searches(lambda q: search(q, kw), queries)
+        res.update(params=kw or default_label, recall_at_10=recall(found, exact), target_hit_at_10=target_hit(found, d))
+        out["runs"].append(res)
+        print(f"  {name} {kw or 'default'}: {json.dumps(res)}", flush=True)
+
+
 def run_fast_plaid(docs, queries, exact, path: str, d: str) -> dict:
     from fast_plaid import search as fp_search
     shutil.rmtree(path, ignore_errors=True)
@@ -202,18 +220,12 @@ def run_fast_plaid(docs, queries, exact, path: str, d: str) -> dict:
     t = time.perf_counter()
     fp = fp_search.FastPlaid(index=path, device="cpu")
     fp.create(documents_embeddings=docs)
-    out["build_s"] = time.perf_counter() - t
-    out["build_load_avg_1min"] = os.getloadavg()[0]
-    print(f"  fast-plaid build {out['build_s']:.1f} s", flush=True)
-    out["disk_bytes"] = dir_bytes(path)
+    record_build(out, "fast-plaid", t, path)
     # defaults of FastPlaid.search (n_ivf_probe=8, n_full_scores=4096), then a wider probe
-    for kw in ({}, {"n_ivf_probe": 32, "n_full_scores": 8192}):
-        res, found = time_searches(
-            lambda q: fp.search(queries_embeddings=[q], top_k=K, show_progress=False, n_processes=1, **kw)[0], queries)
-        res.update(params=kw or "default (n_ivf_probe=8, n_full_scores=4096)", recall_at_10=recall(found, exact),
-                   target_hit_at_10=target_hit(found, d))
-        out["runs"].append(res)
-        print(f"  fast-plaid {kw or 'default'}: {json.dumps(res)}", flush=True)
+    run_settings(out, "fast-plaid", "default (n_ivf_probe=8, n_full_scores=4096)",
+                 ({}, {"n_ivf_probe": 32, "n_full_scores": 8192}),
+                 lambda q, kw: fp.search(queries_embeddings=[q], top_k=K, show_progress=False, n_processes=1, **kw)[0],
+                 queries, exact, d)
     fp.close()
     return out
 
@@ -226,10 +238,7 @@ def run_xtr_warp(docs, queries, exact, path: str, d: str, threads: int) -> dict:
     t = time.perf_counter()
     w = XTRWarp(index=path)
     w.create(docs, device="cpu", show_progress=False)
-    out["build_s"] = time.perf_counter() - t
-    out["build_load_avg_1min"] = os.getloadavg()[0]
-    print(f"  xtr-warp build {out['build_s']:.1f} s", flush=True)
-    out["disk_bytes"] = dir_bytes(path)
+    record_build(out, "xtr-warp", t, path)
     t = time.perf_counter()
     w.load(device="cpu", dtype=torch.float32)
     out["load_s"] = time.perf_counter() - t
@@ -239,13 +248,9 @@ def run_xtr_warp(docs, queries, exact, path: str, d: str, threads: int) -> dict:
     # auto hyperparameters, then a wider probe (bound raised with it: bound is the centroids scored
     # before pruning, and the auto value is derived from the auto nprobe)
     wide = {"nprobe": 16, "bound": max(128, auto[0])}
-    for kw in ({}, wide):
-        res, found = time_searches(
-            lambda q: w.search(q, top_k=K, num_threads=threads, show_progress=False, **kw)[0], queries)
-        res.update(params=kw or "default (auto)", recall_at_10=recall(found, exact),
-                   target_hit_at_10=target_hit(found, d))
-        out["runs"].append(res)
-        print(f"  xtr-warp {kw or 'default'}: {json.dumps(res)}", flush=True)
+    run_settings(out, "xtr-warp", "default (auto)", ({}, wide),
+                 lambda q, kw: w.search(q, top_k=K, num_threads=threads, show_progress=False, **kw)[0],
+                 queries, exact, d)
     w.free()
     return out
 
