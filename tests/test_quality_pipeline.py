@@ -79,6 +79,7 @@ def test_train_save_load_evaluate(small_dataset, tmp_path):
     # the pooled point estimates equal those of the concatenated predictions.
     pooled = pipeline.evaluate_predictor(back, [small_dataset, small_dataset], str(tmp_path / "pooled"), n_bootstrap=50)
     assert pooled.n == 24 and pooled.sources == 2 * ev.sources
+    assert len(np.unique(pooled.groups)) == pooled.sources  # the bootstrap's clusters
     assert np.array_equal(pooled.y_pred["cer"], np.concatenate([ev.y_pred["cer"]] * 2))
     assert pooled.metrics["cer"]["mae"]["value"] == pytest.approx(ev.metrics["cer"]["mae"]["value"])
     assert json.loads((tmp_path / "pooled" / "report.json").read_text())["dataset"] == [small_dataset.root] * 2

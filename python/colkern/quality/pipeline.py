@@ -196,6 +196,7 @@ class Evaluation:
     metrics: Dict[str, Dict[str, dict]]
     y_true: Dict[str, np.ndarray]
     y_pred: Dict[str, np.ndarray]
+    groups: np.ndarray  # int64 [n]: source document of each page (pooled sets: distinct per set)
 
     def summary(self) -> str:
         lines = [f"{self.n} held-out pages from {self.sources} source documents"]
@@ -234,7 +235,7 @@ def evaluate_predictor(model: QualityPredictor, dataset: Union[Dataset, Sequence
     for t in model.targets:
         cis = bootstrap_metrics(truth[t], pred[t], groups, threshold=threshold, n_bootstrap=n_bootstrap)
         metrics[t] = {name: {"value": ci.value, "low": ci.low, "high": ci.high} for name, ci in cis.items()}
-    ev = Evaluation(len(groups), offset, metrics, truth, pred)
+    ev = Evaluation(len(groups), offset, metrics, truth, pred, groups)
     if report_dir:
         _write_report(ev, model, datasets, report_dir)
     return ev
