@@ -19,6 +19,7 @@ data root, built with `colkern quality build-dataset DIR --sources N --variants 
     eng-rapid-train     eng    rapidocr,tesseract   21    60
     eng-rapid-train2    eng    rapidocr,tesseract   24    60
     eng-heldout-rapid2  eng    rapidocr,tesseract   22    40
+    eng-heldout-rapid3  eng    rapidocr,tesseract   25    40   (built after the run: a second check)
     jpn-train           jpn    tesseract,rapidocr   10    32
     jpn-heldout         jpn    tesseract,rapidocr   11    15
     jpn-heldout2        jpn    tesseract,rapidocr   18    40
