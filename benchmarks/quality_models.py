@@ -157,8 +157,8 @@ def features(data_root: str, workers: int = 2, names=None, plan: str = DEFAULT_P
     """Encode every sample of every data set (only those missing from the cache)."""
     from colkern.quality.dataset import load_dataset
 
-    plan = PLANS[plan]
-    names = names or sorted({n.partition("%")[0] for c in plan.values() for k in ("train", "heldout") for n in c[k]})
+    configs = PLANS[plan].values()
+    names = names or sorted({n.partition("%")[0] for c in configs for k in ("train", "heldout") for n in c[k]})
     for name in names:
         root = os.path.join(data_root, name)
         if not os.path.isdir(root):
