@@ -6,6 +6,10 @@ shipped models scored on them (never trained or tuned on them).
         debian-policy gri-pdf-doc debian-edu-doc-ja
     python benchmarks/quality_real_pages.py build  /work/qdata/real  # resumable; OCR takes a while
     python benchmarks/quality_real_pages.py evaluate /work/qdata/real --out benchmarks/results/quality-real-pages
+    # the same pages as a scanner or phone camera sees them (warp, skew, perspective, shadow,
+    # motion blur; colkern.quality.capture) before the recipes: sets real-camera-eng / -jpn
+    python benchmarks/quality_real_pages.py build  /work/qdata/real --capture camera
+    python benchmarks/quality_real_pages.py evaluate /work/qdata/real --capture camera --out DIR
 
 English: Debian Developer's Reference (Sphinx / LaTeX), Debian Policy (Sphinx), the Filesystem
 Hierarchy Standard (DocBook), the gri manual (texinfo), the New Maintainers' Guide (DocBook /
@@ -81,15 +85,23 @@ def real_sources(lang: str, work: str):
     return out
 
 
-def build(work: str, variants: int, workers: int, engines) -> None:
+# capture mode -> (directory prefix, seed per language)
+CAPTURE_SETS = {"none": ("real", {"eng": 20, "jpn": 21}), "camera": ("real-camera", {"eng": 30, "jpn": 31})}
+
+
+def _set_dir(work: str, capture: str, lang: str) -> str:
+    return os.path.join(work, f"{CAPTURE_SETS[capture][0]}-{lang}")
+
+
+def build(work: str, variants: int, workers: int, engines, capture: str = "none") -> None:
     from colkern.quality.dataset import build_dataset
 
     for lang in ("eng", "jpn"):
         sources = real_sources(lang, work)
         print(f"{lang}: {len(sources)} real source pages", flush=True)
-        report = build_dataset(os.path.join(work, f"real-{lang}"), sources=sources, variants_per_source=variants,
-                               engines=tuple(engines), seed=20 if lang == "eng" else 21, workers=workers,
-                               timeout=60.0, progress=False)
+        report = build_dataset(_set_dir(work, capture, lang), sources=sources, variants_per_source=variants,
+                               engines=tuple(engines), seed=CAPTURE_SETS[capture][1][lang], workers=workers,
+                               timeout=60.0, progress=False, capture=capture)
         print(report.summary(), flush=True)
 
 
@@ -112,7 +124,7 @@ def _features(ds, model):
     return dataset_features(ds, make_encoder(model.encoder_name, model.encoder_params))
 
 
-def evaluate(work: str, out_dir: str, n_bootstrap: int) -> dict:
+def evaluate(work: str, out_dir: str, n_bootstrap: int, capture: str = "none") -> dict:
 
     from colkern.quality.dataset import load_dataset
     from colkern.quality.pipeline import load_model, shipped_models
@@ -120,7 +132,7 @@ def evaluate(work: str, out_dir: str, n_bootstrap: int) -> dict:
 
     results = {}
     for engine, lang in shipped_models():
-        root = os.path.join(work, f"real-{lang}")
+        root = _set_dir(work, capture, lang)
         if not os.path.isdir(root):
             continue
         ds = load_dataset(root)
@@ -141,7 +153,8 @@ def evaluate(work: str, out_dir: str, n_bootstrap: int) -> dict:
             "metrics": {k: {"value": v.value, "low": v.low, "high": v.high} for k, v in m.items()}}
         print(f"{engine}/{lang}: {int(keep.sum())} pages, " + ", ".join(f"{k} {v}" for k, v in m.items()), flush=True)
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "real-pages.json"), "w") as f:
+    stem = "real-pages" if capture == "none" else f"real-pages-{capture}"
+    with open(os.path.join(out_dir, f"{stem}.json"), "w") as f:
         json.dump(results, f, indent=2)
     rows = ["| engine / lang | pages (sources) | Spearman | Pearson | MAE | AUC (CER > 0.1) |",
             "|---|---:|---:|---:|---:|---:|"]
@@ -150,8 +163,9 @@ def evaluate(work: str, out_dir: str, n_bootstrap: int) -> dict:
         cell = {n: f"{m[n]['value']:.3f} [{m[n]['low']:.3f}, {m[n]['high']:.3f}]" for n in m}
         rows.append(f"| {k} | {r['pages']} ({r['sources']}) | {cell['spearman']} | {cell['pearson']} | "
                     f"{m['mae']['value']:.3f} | {cell['auc']} |")
-    with open(os.path.join(out_dir, "real-pages.md"), "w") as f:
-        f.write("# Shipped OCR quality models on degraded real pages (Debian documentation PDFs)\n\n"
+    with open(os.path.join(out_dir, f"{stem}.md"), "w") as f:
+        f.write("# Shipped OCR quality models on degraded real pages (Debian documentation PDFs)"
+                + (", captured by a scanner / camera" if capture != "none" else "") + "\n\n"
                 + "\n".join(rows) + "\n")
     return results
 
@@ -164,15 +178,17 @@ def main(argv=None) -> int:
     b.add_argument("--variants", type=int, default=3)
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--engines", default="tesseract,rapidocr")
+    b.add_argument("--capture", choices=tuple(CAPTURE_SETS), default="none")
     e = sub.add_parser("evaluate")
     e.add_argument("work")
     e.add_argument("--out", required=True)
     e.add_argument("--bootstrap", type=int, default=1000)
+    e.add_argument("--capture", choices=tuple(CAPTURE_SETS), default="none")
     args = ap.parse_args(argv)
     if args.cmd == "build":
-        build(args.work, args.variants, args.workers, [s for s in args.engines.split(",") if s])
+        build(args.work, args.variants, args.workers, [s for s in args.engines.split(",") if s], args.capture)
     else:
-        evaluate(args.work, args.out, args.bootstrap)
+        evaluate(args.work, args.out, args.bootstrap, args.capture)
     return 0
 
 

@@ -6,8 +6,10 @@ import unicodedata
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from colkern.quality import synth, synth_layouts
+from colkern.quality.capture import CAPTURE_OPS, sample_capture
 from colkern.quality.dataset import (
     DatasetError,
     build_dataset,
@@ -157,6 +159,62 @@ def test_recipes_and_regions(clean):
     assert {sample_region(k)["kind"] for k in range(40)} == {"full", "ramp", "blob"}
 
 
+@pytest.mark.parametrize("op", CAPTURE_OPS)
+def test_each_capture_op_is_deterministic_and_grows(clean, op):
+    a, rec = apply_steps(clean, [(op, 0.7)], seed=3)
+    b, _ = apply_steps(clean, [(op, 0.7)], seed=3)
+    assert a.size == clean.size and a.mode == clean.mode and a.info["dpi"] == clean.info["dpi"]
+    assert np.array_equal(np.asarray(a), np.asarray(b)) and rec[0]["op"] == op and rec[0]["params"]
+    c = np.asarray(clean, dtype=np.float64)
+    diffs = [np.abs(np.asarray(apply_steps(clean, [(op, s)], seed=3)[0], dtype=np.float64) - c).mean()
+             for s in (0.2, 0.6, 1.0)]
+    # More severity moves more pixels (not strictly in between for the ops that move lines: a row
+    # shifted by about a line pitch lands on ink again).
+    assert 0 < diffs[0] < diffs[2] and (op in ("warp", "skew") or diffs[1] < diffs[2])
+    rgb, _ = apply_steps(clean.convert("RGB"), [(op, 0.7)], seed=3)
+    assert rgb.mode == "RGB" and rgb.size == clean.size
+
+
+def test_capture_geometry(clean):
+    """The ops do what their names say: a skew rotates by the recorded angle (the ink's principal
+    axis turns with it), a perspective puts the desk around the page, a shadow only darkens."""
+    page = Image.new("L", (400, 300), 255)
+    page.paste(0, (50, 145, 350, 155))                     # one horizontal bar
+    out, rec = apply_steps(page, [("skew", 0.5)], seed=1)
+    ys, xs = np.nonzero(np.asarray(out) < 128)
+    slope = np.polyfit(xs, ys, 1)[0]
+    assert np.degrees(np.arctan(-slope)) == pytest.approx(rec[0]["params"]["angle_deg"], abs=0.3)
+    assert abs(rec[0]["params"]["angle_deg"]) == pytest.approx(4.0)
+    out, rec = apply_steps(clean, [("perspective", 1.0)], seed=2)
+    a = np.asarray(out)
+    assert a[0, 0] == int(rec[0]["params"]["desk"]) and a[-1, -1] == int(rec[0]["params"]["desk"])
+    dark, _ = apply_steps(clean, [("shadow", 1.0)], seed=4)
+    assert (np.asarray(dark) <= np.asarray(clean)).all() and np.asarray(dark).mean() < np.asarray(clean).mean() - 10
+
+
+def test_capture_in_degrade(clean):
+    for k in range(30):
+        cap = sample_capture(k)
+        assert 1 <= len(cap) <= 2 and [op for op, _ in cap] == [op for op in CAPTURE_OPS if op in dict(cap)]
+        assert all(0.1 <= s <= 1.0 for _, s in cap)
+    assert {op for k in range(60) for op, _ in sample_capture(k)} == set(CAPTURE_OPS)
+    cap = (("skew", 0.5), ("shadow", 0.5))
+    plain, _ = degrade(clean, (("noise", 1.0),), 0.3, seed=1)
+    img, steps = degrade(clean, (("noise", 1.0),), 0.3, seed=1, capture=cap)
+    assert [s["op"] for s in steps] == ["skew", "shadow", "noise"]
+    assert not np.array_equal(np.asarray(img), np.asarray(plain))
+    # A region follows the captured page: right of the front only the capture has acted.
+    ramp = {"kind": "ramp", "angle": 0.0, "band": 0.2}
+    img, _ = degrade(clean, (("noise", 1.0),), 0.4, seed=1, region=ramp, capture=cap)
+    only, _ = apply_steps(clean, cap, seed=(1 * 0x9E3779B1 + 0xCA97) % 2**63)
+    right = slice(int(0.5 * clean.width), None)
+    assert np.array_equal(np.asarray(img)[:, right], np.asarray(only)[:, right])
+    with pytest.raises(ValueError, match="capture"):
+        degrade(clean, (("noise", 1.0),), 0.3, seed=1, capture=(("blur", 0.5),))
+    with pytest.raises(ValueError, match="max_ops"):
+        sample_capture(0, max_ops=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Steering
 
@@ -290,3 +348,29 @@ def test_build_rejects_bad_arguments(tmp_path):
         build_dataset(tmp_path, n_sources=1, engines=["abbyy"], progress=False)
     with pytest.raises(ValueError, match="engine_options"):
         build_dataset(tmp_path, n_sources=1, engine_options={"rapidocr": {}}, progress=False)
+    with pytest.raises(ValueError, match="capture"):
+        build_dataset(tmp_path, n_sources=1, capture="phone", progress=False)
+
+
+@pytest.mark.ocr
+@needs_tesseract
+def test_build_with_camera_capture(tmp_path):
+    root = tmp_path / "cam"
+    opts = dict(variants_per_source=1, langs="eng", seed=3, timeout=20.0, workers=0, progress=False)
+    report = build_dataset(root, n_sources=1, capture="camera", **opts)
+    assert report.new == 1
+    s = load_dataset(root)[0]
+    cap = s.degradation["capture"]
+    assert cap and all(op in CAPTURE_OPS for op, _ in cap)
+    assert [st["op"] for st in s.degradation["steps"]][:len(cap)] == [op for op, _ in cap]
+    with pytest.raises(DatasetError, match="capture"):  # a camera set is not resumed without capture
+        build_dataset(root, n_sources=1, **opts)
+
+    # Data sets built before the capture setting existed resume as capture "none".
+    plain = tmp_path / "plain"
+    build_dataset(plain, n_sources=1, **opts)
+    meta = json.loads((plain / "dataset.json").read_text())
+    assert load_dataset(plain)[0].degradation["capture"] == []
+    del meta["build"]["capture"]
+    (plain / "dataset.json").write_text(json.dumps(meta))
+    assert build_dataset(plain, n_sources=2, **opts).new == 1

@@ -1,5 +1,6 @@
-"""Page-image facts shared by the OCR engines, the patch encoders and the source pages: the page
-with its transparency flattened onto white paper, and the resolution an image file declares."""
+"""Page-image facts shared by the OCR engines, the patch encoders, the source pages and the
+degradations: the page with its transparency flattened onto white paper, the resolution an image
+file declares, and how many pixels a 150-dpi pixel size is at that resolution."""
 from __future__ import annotations
 
 from typing import Optional
@@ -24,3 +25,15 @@ def image_dpi(image: Image.Image) -> Optional[int]:
     if isinstance(dpi, (tuple, list)) and dpi and dpi[0]:
         return int(round(float(dpi[0]))) or None
     return None
+
+
+DEGRADE_REFERENCE_DPI = 150.0
+
+
+def px_scale(image: Image.Image) -> float:
+    """Pixels per 150-dpi pixel at the image's resolution (1.0 when it declares none): the
+    degradations give their pixel sizes at 150 dpi, so a severity means the same damage at any DPI."""
+    dpi = image.info.get("dpi")
+    if isinstance(dpi, (tuple, list)) and dpi and dpi[0]:
+        return float(dpi[0]) / DEGRADE_REFERENCE_DPI
+    return 1.0

@@ -24,6 +24,9 @@ def add_commands(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--timeout", type=float, default=10.0, help="seconds per OCR call; a timeout is CER 1")
+    b.add_argument("--capture", choices=("none", "camera"), default="none",
+                   help="camera: each source is also warped, skewed, photographed at an angle, shadowed or "
+                        "shaken (drawn per source; colkern.quality.capture) before its degradations")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_build)
 
@@ -72,7 +75,8 @@ def _build(args) -> int:
                            langs=[s.strip() for s in args.langs.split(",") if s.strip()], dpi=args.dpi,
                            **({"layouts": [s.strip() for s in args.layouts.split(",") if s.strip()]}
                               if args.layouts else {}),
-                           seed=args.seed, workers=args.workers, timeout=args.timeout, progress=not args.quiet)
+                           seed=args.seed, workers=args.workers, timeout=args.timeout, progress=not args.quiet,
+                           capture=args.capture)
     print(report.summary())
     return 0
 

@@ -24,6 +24,10 @@ recipe, severity and seed always give the same pixels.
 
 Regions (`sample_region`, `degrade(..., region=)`): the damage covers the whole page, or a part
 of it that grows with the severity (a front sweeping across the page, a blob growing from a point).
+
+Capture (`degrade(..., capture=)`, colkern.quality.capture): how a scanner or phone camera moves
+and lights the page (warp, skew, perspective, shadow, motion_blur), applied first at severities
+of their own; apply_steps runs those ops too.
 """
 from __future__ import annotations
 
@@ -33,8 +37,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image, ImageFilter
 
-__all__ = ["OPS", "STRONG_OPS", "REGIONS", "Recipe", "apply_steps", "degrade", "region_mask", "sample_recipe",
-           "sample_region"]
+from ._images import px_scale
+from .capture import CAPTURE_APPLY, CAPTURE_OPS, Capture, sample_capture
+
+__all__ = ["OPS", "CAPTURE_OPS", "STRONG_OPS", "REGIONS", "Recipe", "apply_steps", "degrade", "region_mask",
+           "sample_capture", "sample_recipe", "sample_region"]
 
 OPS = ("brightness", "contrast", "blur", "downscale", "noise", "salt_pepper", "jpeg")
 # How often sample_recipe draws each op: the ops that actually move OCR error (blur, resolution,
@@ -43,7 +50,6 @@ _OP_WEIGHTS = {"brightness": 0.6, "contrast": 1.0, "blur": 1.6, "downscale": 1.4
                "salt_pepper": 1.0, "jpeg": 1.0}
 # Ops that on their own take a 10 pt page from CER ~0 to ~1 over the severity range.
 STRONG_OPS = ("blur", "downscale", "noise", "salt_pepper")
-_REFERENCE_DPI = 150.0
 
 Recipe = Tuple[Tuple[str, float], ...]  # ((op, weight in (0, 1]), ...) in OPS order
 Steps = List[Dict[str, Any]]
@@ -55,13 +61,6 @@ def _as_array(image: Image.Image) -> np.ndarray:
 
 def _to_image(a: np.ndarray, like: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode=like.mode)
-
-
-def _px_scale(image: Image.Image) -> float:
-    dpi = image.info.get("dpi")
-    if isinstance(dpi, (tuple, list)) and dpi and dpi[0]:
-        return float(dpi[0]) / _REFERENCE_DPI
-    return 1.0
 
 
 def _brightness(image, s, rng):
@@ -77,7 +76,7 @@ def _contrast(image, s, rng):
 
 
 def _blur(image, s, rng):
-    sigma = 2.4 * s * _px_scale(image)
+    sigma = 2.4 * s * px_scale(image)
     if sigma < 0.05:
         return image.copy(), {"sigma_px": 0.0}
     return image.filter(ImageFilter.GaussianBlur(radius=sigma)), {"sigma_px": round(sigma, 4)}
@@ -124,6 +123,7 @@ def _jpeg(image, s, rng):
 _APPLY = {"brightness": _brightness, "contrast": _contrast, "blur": _blur, "downscale": _downscale,
           "noise": _noise, "salt_pepper": _salt_pepper, "jpeg": _jpeg}
 assert tuple(_APPLY) == OPS
+_APPLY.update(CAPTURE_APPLY)  # apply_steps runs the scanner / camera ops too (colkern.quality.capture)
 
 
 def _check_image(image: Image.Image, who: str) -> Image.Image:
@@ -156,7 +156,7 @@ def apply_steps(image: Image.Image, steps: Sequence[Tuple[str, float]], *, seed:
             raise ValueError(f"apply_steps: steps[{i}] must be an (op, severity) pair, got {step!r}")
         op, s = step
         if op not in _APPLY:
-            raise ValueError(f"apply_steps: steps[{i}] has unknown op {op!r}; known: {OPS}")
+            raise ValueError(f"apply_steps: steps[{i}] has unknown op {op!r}; known: {OPS + CAPTURE_OPS}")
         s = _check_severity(s, "apply_steps", f"steps[{i}] severity")
         if s == 0.0:
             continue
@@ -172,14 +172,17 @@ def apply_steps(image: Image.Image, steps: Sequence[Tuple[str, float]], *, seed:
 
 
 def degrade(image: Image.Image, recipe: Recipe, severity: float, *, seed: int,
-            region: Optional[Mapping[str, Any]] = None) -> Tuple[Image.Image, Steps]:
+            region: Optional[Mapping[str, Any]] = None, capture: Capture = ()) -> Tuple[Image.Image, Steps]:
     """Apply a recipe at an overall severity: each op runs at severity * its weight, in OPS order.
 
     region: where the damage lands (see `sample_region`); None or {"kind": "full"} degrades the
     whole page uniformly. Otherwise the local severity is severity * region_mask(...): the page is
     degraded at 1/3, 2/3 and 3/3 of the severity (same seed, so one noise pattern) and each pixel
     interpolates between those images and the clean page according to its mask value.
-    -> (image, steps at the full severity, as apply_steps returns them).
+    capture: scanner / camera ops ((op, severity), ... from colkern.quality.capture, e.g.
+    sample_capture's draw) applied first, at their own severities: the recipe then damages the
+    photographed page (a region follows the page as it appears in the photo).
+    -> (image, the capture's steps then the recipe's at the full severity, as apply_steps returns them).
     """
     severity = _check_severity(severity, "degrade")
     order = {op: i for i, op in enumerate(OPS)}
@@ -188,12 +191,21 @@ def degrade(image: Image.Image, recipe: Recipe, severity: float, *, seed: int,
             raise ValueError(f"degrade: recipe has unknown op {op!r}; known: {OPS}")
         _check_severity(w, "degrade", f"weight of {op!r}")
     ordered = sorted(recipe, key=lambda t: order[t[0]])
+    captured: Steps = []
+    if capture:
+        for step in capture:
+            if not (isinstance(step, (tuple, list)) and len(step) == 2 and step[0] in CAPTURE_OPS):
+                raise ValueError(f"degrade: capture must be (op, severity) pairs with ops from {CAPTURE_OPS}, "
+                                 f"got {step!r}")
+        # Its own stream of random draws: the recipe's pixels stay those of the same seed without capture.
+        image, captured = apply_steps(image, capture, seed=(seed * 0x9E3779B1 + 0xCA97) % 2**63)
 
     def at(level: float):
         return apply_steps(image, [(op, min(1.0, severity * level * float(w))) for op, w in ordered], seed=seed)
 
     if region is None or region.get("kind") == "full":
-        return at(1.0)
+        out, steps = at(1.0)
+        return out, captured + steps
     mask = region_mask(region, image.size, severity)
     full, steps = at(1.0)
     levels = ([_as_array(_check_image(image, "degrade"))] + [_as_array(at(l)[0]) for l in (1 / 3, 2 / 3)]
@@ -209,7 +221,7 @@ def degrade(image: Image.Image, recipe: Recipe, severity: float, *, seed: int,
     out = _to_image(lo + (hi - lo) * frac, image)
     if "dpi" in image.info:
         out.info["dpi"] = image.info["dpi"]
-    return out, steps
+    return out, captured + steps
 
 
 REGIONS = ("full", "ramp", "blob")

@@ -32,6 +32,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..._types import PathLike
+from ..capture import Capture, sample_capture
 from ..degrade import Recipe, degrade, sample_recipe, sample_region
 from ..ocr import OcrEngine, get_engine, label_page
 from ..synth import LANG_LAYOUTS, LANGS, LAYOUTS, SourcePage, generate_page
@@ -61,7 +62,11 @@ DEFAULT_ENGINE_OPTIONS: Dict[str, Dict[str, Any]] = {
 }
 # Settings that decide what a sample is; a directory built with other values cannot be resumed.
 _IDENTITY_KEYS = ("seed", "sources", "langs", "layouts", "dpi", "max_ops", "timeout", "steer", "engines",
-                  "metric_version")
+                  "metric_version", "capture")
+# The value of an identity key in data sets built before the key existed.
+_IDENTITY_DEFAULTS = {"capture": "none"}
+# capture="camera": each source is also seen through a scanner / camera (colkern.quality.capture).
+CAPTURE_MODES = ("none", "camera")
 
 
 def cer_histogram(values: Sequence[float], bins: int = 10) -> List[int]:
@@ -98,6 +103,7 @@ class _SourceTask:
     timeout: float
     max_ops: int
     steer: bool
+    capture: str
     # synthetic sources
     lang: Optional[str] = None
     layout: Optional[str] = None
@@ -151,6 +157,8 @@ def _run_source(task: _SourceTask) -> List[Dict[str, Any]]:
     deg_rng = np.random.default_rng([task.seed, task.index, 0x5EC1])
     recipe: Recipe = sample_recipe(deg_rng, max_ops=task.max_ops)
     region = sample_region(deg_rng)
+    # Drawn after the recipe and region, so a data set without capture keeps the draws it always had.
+    capture: Capture = sample_capture(deg_rng) if task.capture == "camera" else ()
     engines = [_page_engine(name, page, task.engine_options.get(name, {})) for name in task.engines]
     primary = task.engines[0]
     observations = list(task.observations)
@@ -160,7 +168,7 @@ def _run_source(task: _SourceTask) -> List[Dict[str, Any]]:
         target = variant_target(task.seed, task.index, k)
         severity = choose_severity(observations, target, rng=rng) if task.steer else float(rng.random())
         deg_seed = int(rng.integers(2**62))
-        image, steps = degrade(page.image, recipe, severity, seed=deg_seed, region=region)
+        image, steps = degrade(page.image, recipe, severity, seed=deg_seed, region=region, capture=capture)
         labels = {e.name: label_page(e, image, page.text, timeout=task.timeout, lang=page.lang) for e in engines}
         sid = sample_id(task.index, k)
         image_rel = write_image(task.root, sid, image, page.dpi)
@@ -168,7 +176,8 @@ def _run_source(task: _SourceTask) -> List[Dict[str, Any]]:
             "sample_id": sid, "source_id": page.source_id, "source_index": task.index, "variant": k,
             "lang": page.lang, "image": image_rel, "width": image.width, "height": image.height,
             "dpi": page.dpi, "text": page.text,
-            "degradation": {"recipe": [list(p) for p in recipe], "region": region, "severity": round(severity, 6),
+            "degradation": {"recipe": [list(p) for p in recipe], "region": region, "capture": [list(p) for p in capture],
+                            "severity": round(severity, 6),
                             "target_cer": round(target, 6), "seed": deg_seed, "steps": steps},
             "labels": {name: lab.to_dict() for name, lab in labels.items()},
             "source": page.meta,
@@ -250,7 +259,8 @@ def build_dataset(out_dir: PathLike, *, n_sources: Optional[int] = None, variant
                   langs: Union[str, Sequence[str], Mapping[str, float]] = ("eng", "jpn"),
                   layouts: Sequence[str] = LAYOUTS, dpi: Union[int, Sequence[int]] = 150,
                   sources: Optional[Sequence[SourcePage]] = None, seed: int = 0, max_ops: int = 3,
-                  steer: bool = True, workers: int = 2, timeout: float = 10.0, progress: bool = True) -> BuildReport:
+                  steer: bool = True, workers: int = 2, timeout: float = 10.0, progress: bool = True,
+                  capture: str = "none") -> BuildReport:
     """Build (or resume / grow) an OCR quality data set in `out_dir`.
 
     n_sources: number of generated source pages (or None with `sources`: real pages with their
@@ -267,6 +277,9 @@ def build_dataset(out_dir: PathLike, *, n_sources: Optional[int] = None, variant
       them uniformly from [0, 1] (the unsteered baseline, bimodal labels).
     workers: processes (<= 1 runs in this process); timeout: seconds per OCR call (a timeout is
       recorded as CER 1); progress: tqdm progress bar.
+    capture: "none", or "camera": each source also gets a scanner / camera capture (warp, skew,
+      perspective, shadow, motion blur; colkern.quality.capture.sample_capture) at severities of
+      its own, applied before the recipe to all its variants.
     Resuming: calling again on the same directory with the same seed / langs / layouts / dpi /
     max_ops / timeout / engines (and versions) skips finished samples; any of those changed
     raises DatasetError. -> BuildReport (report.summary() prints throughput and CER histogram).
@@ -288,6 +301,8 @@ def build_dataset(out_dir: PathLike, *, n_sources: Optional[int] = None, variant
         raise ValueError(f"build_dataset: workers must be an int >= 0, got {workers!r}")
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"build_dataset: seed must be a non-negative int, got {seed!r}")
+    if capture not in CAPTURE_MODES:
+        raise ValueError(f"build_dataset: capture must be one of {CAPTURE_MODES}, got {capture!r}")
     dpis = (dpi,) if isinstance(dpi, int) else tuple(int(d) for d in dpi)
     if not dpis or any(not 72 <= d <= 600 for d in dpis):
         raise ValueError(f"build_dataset: dpi must be an int (or ints) in 72..600, got {dpi!r}")
@@ -327,12 +342,13 @@ def build_dataset(out_dir: PathLike, *, n_sources: Optional[int] = None, variant
              "langs": lang_mix if sources is None else None, "layouts": list(layouts) if sources is None else None,
              "dpi": list(dpis) if sources is None else None, "max_ops": max_ops, "timeout": float(timeout),
              "steer": bool(steer),
-             "engines": engine_meta, "metric_version": METRIC_VERSION}
+             "engines": engine_meta, "metric_version": METRIC_VERSION, "capture": capture}
 
     make_dirs(root)
     old = read_meta(root)
     if old is not None:
-        changed = [k for k in _IDENTITY_KEYS if old.get("build", {}).get(k) != json.loads(json.dumps(build[k]))]
+        changed = [k for k in _IDENTITY_KEYS
+                   if old.get("build", {}).get(k, _IDENTITY_DEFAULTS.get(k)) != json.loads(json.dumps(build[k]))]
         if changed:
             raise DatasetError(f"{root}: was built with other settings ({', '.join(changed)}); "
                                "use a new directory or the original settings")
@@ -356,7 +372,7 @@ def build_dataset(out_dir: PathLike, *, n_sources: Optional[int] = None, variant
 
     tasks = []
     common = dict(root=root, seed=seed, engines=engines, engine_options=options, timeout=float(timeout),
-                  max_ops=max_ops, steer=bool(steer))
+                  max_ops=max_ops, steer=bool(steer), capture=capture)
     if sources is not None:
         specs = ((i, s.lang, None, s.dpi, None) for i, s in enumerate(sources))
     else:
