@@ -54,6 +54,34 @@ def test_predict_every_input_kind(page, tmp_path):
     assert predict(page, engine="rapidocr")[0].cer is not None
 
 
+@pytest.mark.parametrize("pdf_page", [0, 2])
+def test_images_declaring_another_dpi_are_resampled(pdf_page, tmp_path):
+    """A sample page rendered at 300 dpi and blurred (the same physical blur as at 150 dpi) is read
+    like the 150-dpi page (the shipped models' resolution), boxes in its own pixels; without the
+    declaration it is taken as it is, and looks like large blurred print."""
+    from colkern.quality.degrade import apply_steps
+    from colkern.quality.pipeline import at_model_dpi, iter_pdf
+
+    pages = {d: apply_steps(next(iter_pdf(sample_pdf_path(), d, [pdf_page]))[1], [("blur", 0.5)], seed=1)[0]
+             for d in (150, 300)}
+    small, scale = at_model_dpi(pages[300], 150)
+    assert scale == 0.5 and small.info["dpi"] == (150, 150)
+    assert abs(small.width - pages[150].width) <= 1 and abs(small.height - pages[150].height) <= 1
+    assert at_model_dpi(pages[150], 150)[1] == 1.0
+    path = tmp_path / "scan300.png"
+    pages[300].save(path, dpi=(300, 300))
+    undeclared = pages[300].copy()
+    undeclared.info.pop("dpi")
+    ref, declared, from_file, as_is = (r.cer for r in predict([pages[150], pages[300], str(path), undeclared]))
+    assert declared == pytest.approx(from_file, abs=1e-9)
+    assert abs(declared - ref) < 0.05 and abs(as_is - ref) > 0.2, (ref, declared, as_is)
+    W, H = pages[150].size
+    want = predict_regions(pages[150], [(0, 0, W, H // 2)])[0]
+    got = predict_regions(pages[300], [(0, 0, 2 * W, H)])[0]
+    assert got.box == (0, 0, 2 * W, H) and abs(got.n_patches - want.n_patches) <= want.n_patches // 20
+    assert abs(got.cer - want.cer) < 0.05, (want.cer, got.cer)
+
+
 def test_predict_writes_overlays_and_takes_a_model_file(page, tmp_path):
     from colkern.quality.pipeline import shipped_model_path
 

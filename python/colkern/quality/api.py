@@ -9,14 +9,16 @@
 [H, W, 3|4]; uint8, uint16, bool, or float in [0, 1]) - one input or a list - and returns one
 PagePrediction per page, the rows `colkern quality predict` prints. The model is the shipped
 predictor for (engine, lang) unless `model` names a file or is a loaded QualityPredictor.
-PDF pages are rendered at the model's training DPI; images are taken as they are (a model
-trained at 150 dpi reads images scanned at about 150 dpi best).
+PDF pages are rendered at the model's training DPI; an image that declares another resolution
+(a PNG's pHYs, a TIFF's tags: PIL's info["dpi"]) is resampled to it first, and one that declares
+none (numpy arrays) is taken as it is (a model trained at 150 dpi reads 150-dpi pages best).
 
 `predict_regions` predicts the CER of given boxes of one page: the page is encoded once, and each
 box's patches (every patch the box overlaps) are pooled and scored exactly as the overlay scores a
 patch's window (colkern.quality.overlay: the page model applied to the pooled neighbourhood, with
 the page's resolution feature). Boxes are (x0, y0, x1, y1) in pixels of the page image (of the
-rendered page for a PDF), x1 / y1 exclusive; a box must lie inside the page.
+rendered page for a PDF), x1 / y1 exclusive; a box must lie inside the page. A page that declares
+another resolution than the model's is resampled for the encoder, its boxes with it.
 """
 from __future__ import annotations
 
@@ -30,12 +32,13 @@ import numpy as np
 
 from .model import QualityPredictor
 from .pipeline import (
-    DEFAULT_DPI,
     PagePrediction,
     _check_pages,
+    at_model_dpi,
     iter_input_pages,
     iter_pdf,
     make_encoder,
+    model_dpi,
     overlay_stem,
     predict_page,
     shipped_model_path,
@@ -92,7 +95,7 @@ def predict(inputs, engine: str = "tesseract", lang: str = "eng", *, model: Mode
     encoder = make_encoder(predictor.encoder_name, predictor.encoder_params)
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) or _is_image(inputs) else list(inputs)
     page_list = _check_pages(pages)
-    render_dpi = int(dpi or predictor.engine_config.get("dpi") or DEFAULT_DPI)
+    render_dpi = int(dpi or model_dpi(predictor))
     rows: List[PagePrediction] = []
     for index, item in enumerate(items):
         if _is_image(item):
@@ -208,9 +211,11 @@ def predict_regions(image, boxes, engine: str = "tesseract", lang: str = "eng", 
 
     predictor = resolve_model(model, engine, lang)
     encoder = make_encoder(predictor.encoder_name, predictor.encoder_params)
-    img = _load_page(image, page, int(dpi or predictor.engine_config.get("dpi") or DEFAULT_DPI))
+    img = _load_page(image, page, int(dpi or model_dpi(predictor)))
     H, W = to_gray(img).shape
-    parsed = parse_boxes(boxes, W, H)  # checked before the encoder runs
+    parsed = parse_boxes(boxes, W, H)  # checked before the encoder runs, in the caller's pixels
+    img, scale = at_model_dpi(img, model_dpi(predictor))
+    H, W = to_gray(img).shape
     pf = encoder.encode(img)
     rows, cols = pf.grid
     if pf.patch is None:  # a grid stretched over the page (ColPali): cell edges in pixels
@@ -220,8 +225,9 @@ def predict_regions(image, boxes, engine: str = "tesseract", lang: str = "eng", 
     n_page = pf.n_patches
     out: List[RegionPrediction] = []
     for (x0, y0, x1, y1), name in parsed:
-        r_sel = np.flatnonzero((ys[1:] > y0) & (ys[:-1] < y1))
-        c_sel = np.flatnonzero((xs[1:] > x0) & (xs[:-1] < x1))
+        # The box on the (possibly resampled) page; the row reports it as given.
+        r_sel = np.flatnonzero((ys[1:] > y0 * scale) & (ys[:-1] < y1 * scale))
+        c_sel = np.flatnonzero((xs[1:] > x0 * scale) & (xs[:-1] < x1 * scale))
         idx = torch.from_numpy((r_sel[:, None] * cols + c_sel[None, :]).reshape(-1))
         content = pf.content[idx] if pf.content is not None else None
         n_content = int(content.sum()) if content is not None else int(idx.numel())
