@@ -8,6 +8,7 @@ OCR labels on generated and degraded pages.
 Modules, from the labels up:
     ocr, text_metrics     OCR engines (Tesseract, RapidOCR) and the bounded CER / WER they are scored by
     synth, degrade        generated source pages with exact ground truth; seeded degradations
+    capture               how a scanner or phone camera moves and lights a page (skew, shadow, ...)
     dataset/              build (resumable), steer (target CERs), store (the format on disk, loading)
     encoders/             page images -> patch features (glyph, pixel, ColPali) -> pooled page vectors
     model, model_format   QualityPredictor (LightGBM per target) and its .colq file
