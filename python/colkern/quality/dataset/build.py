@@ -281,7 +281,7 @@ def build_dataset(out_dir: PathLike, *, n_sources: Optional[int] = None, variant
       perspective, shadow, motion blur; colkern.quality.capture.sample_capture) at severities of
       its own, applied before the recipe to all its variants.
     Resuming: calling again on the same directory with the same seed / langs / layouts / dpi /
-    max_ops / timeout / engines (and versions) skips finished samples; any of those changed
+    max_ops / timeout / engines (and versions) / capture skips finished samples; any of those changed
     raises DatasetError. -> BuildReport (report.summary() prints throughput and CER histogram).
     """
     root = os.path.abspath(os.fspath(out_dir))
