@@ -82,6 +82,36 @@ def test_images_declaring_another_dpi_are_resampled(pdf_page, tmp_path):
     assert abs(got.cer - want.cer) < 0.05, (want.cer, got.cer)
 
 
+def test_a_large_whole_page_without_a_resolution_is_taken_as_a_page(tmp_path):
+    """A 300-dpi A4 page that declares no resolution (a numpy array), or a camera's default 72 dpi,
+    is read as 8.4 inches wide and downsampled; a small image is never enlarged on that guess."""
+    from colkern.quality.degrade import apply_steps
+    from colkern.quality.pipeline import at_model_dpi, iter_pdf, page_dpi
+
+    def a4(dpi):
+        canvas = Image.new("L", (int(8.27 * dpi), int(11.69 * dpi)), 255)
+        canvas.paste(next(iter_pdf(sample_pdf_path(), dpi, [0]))[1], (dpi // 2, dpi // 2))
+        canvas.info["dpi"] = (dpi, dpi)
+        return apply_steps(canvas, [("blur", 0.5)], seed=1)[0]
+
+    ref, big = a4(150), a4(300)
+    arr = np.asarray(big)
+    assert page_dpi(arr) == (pytest.approx(big.width / 8.4), "page size")
+    camera = big.copy()
+    camera.info["dpi"] = (72, 72)                       # "34 inches wide": not a measurement
+    assert page_dpi(camera)[1] == "page size" and page_dpi(big) == (300.0, "declared")
+    small, scale = at_model_dpi(arr, 150)
+    assert isinstance(small, Image.Image) and scale == pytest.approx(150 / (big.width / 8.4))
+    assert abs(small.width - ref.width) < 0.03 * ref.width
+    crop = arr[: arr.shape[0] // 3]                     # not shaped like a page: as it is
+    out, scale = at_model_dpi(crop, 150)
+    assert out is crop and scale == 1.0 and page_dpi(crop) == (None, None)
+    tiny = np.asarray(next(iter_pdf(sample_pdf_path(), 150, [0]))[1])
+    assert at_model_dpi(tiny, 150)[1] == 1.0            # an A5 page at 150 dpi "is" 74 dpi: not enlarged
+    want, got_arr, got_camera = (r.cer for r in predict([ref, arr, camera]))
+    assert got_arr == pytest.approx(got_camera, abs=1e-9) and abs(got_arr - want) < 0.05, (want, got_arr)
+
+
 def test_predict_writes_overlays_and_takes_a_model_file(page, tmp_path):
     from colkern.quality.pipeline import shipped_model_path
 

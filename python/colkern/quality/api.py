@@ -10,8 +10,10 @@
 PagePrediction per page, the rows `colkern quality predict` prints. The model is the shipped
 predictor for (engine, lang) unless `model` names a file or is a loaded QualityPredictor.
 PDF pages are rendered at the model's training DPI; an image that declares another resolution
-(a PNG's pHYs, a TIFF's tags: PIL's info["dpi"]) is resampled to it first, and one that declares
-none (numpy arrays) is taken as it is (a model trained at 150 dpi reads 150-dpi pages best).
+(a PNG's pHYs, a TIFF's tags: PIL's info["dpi"]) is resampled to it first, and so is a large
+image shaped like a whole page that declares none (a phone photo, a 300-dpi scan as a numpy
+array: taken as 8.4 inches wide); other images are taken as they are
+(colkern.quality.pipeline.at_model_dpi: a model trained at 150 dpi reads 150-dpi pages best).
 
 `predict_regions` predicts the CER of given boxes of one page: the page is encoded once, and each
 box's patches (every patch the box overlaps) are pooled and scored exactly as the overlay scores a

@@ -348,22 +348,59 @@ def model_dpi(model: QualityPredictor) -> int:
     return int(dpi) if isinstance(dpi, (int, float)) and not isinstance(dpi, bool) and dpi > 0 else DEFAULT_DPI
 
 
-def at_model_dpi(image, dpi: int):
-    """`image` resampled to `dpi` when it declares another resolution (PIL info["dpi"], e.g. a PNG's
-    pHYs or a TIFF's tags, more than 5% off); -> (image, scale applied). The pixel features are
-    learnt at one resolution: a 300-dpi scan read as it is looks like large, blurred print to a
-    150-dpi model (measured on a blurred Debian manual page: predicted CER 0.67 as is, 0.29 after
-    resampling, 0.31 for the same page rendered at 150 dpi). Images that declare no resolution, and
-    numpy arrays, are taken as they are. Downsampling averages areas (like a coarser sensor)."""
-    from PIL import Image
+# When no resolution is declared: a page's short side in inches (A4 8.27, US Letter 8.5), and the
+# page shapes (long / short side) taken for a whole page.
+_PAGE_SHORT_SIDE_IN = 8.4
+_PAGE_ASPECT = (1.25, 1.5)
+# A declared resolution that makes the image wider than this many inches is a default (a JPEG
+# camera's 72 dpi), not a measurement.
+_MAX_PAGE_IN = 17.0
 
+
+def page_dpi(image) -> tuple:
+    """The resolution of a page image and where it comes from: -> (dpi, "declared") from PIL's
+    info["dpi"] when it is plausible, (dpi, "page size") for an image shaped like a whole page
+    (A4 / Letter proportions; the short side taken as 8.4 inches), else (None, None)."""
     from ._images import image_dpi
 
-    if not isinstance(image, Image.Image):
+    if isinstance(image, np.ndarray):
+        h, w = image.shape[:2]
+        declared = None
+    else:
+        w, h = image.size
+        declared = image_dpi(image)
+    if declared and w / declared <= _MAX_PAGE_IN and h / declared <= _MAX_PAGE_IN * 1.5:
+        return float(declared), "declared"
+    short, long = min(w, h), max(w, h)
+    if short and _PAGE_ASPECT[0] <= long / short <= _PAGE_ASPECT[1]:
+        return short / _PAGE_SHORT_SIDE_IN, "page size"
+    return None, None
+
+
+def at_model_dpi(image, dpi: int):
+    """`image` resampled to the model's resolution `dpi`; -> (image, scale applied).
+
+    The pixel features are learnt at one resolution: a 300-dpi scan read as it is looks like large,
+    blurred print to a 150-dpi model (measured on a blurred Debian manual page: predicted CER 0.67
+    as is, 0.29 after resampling, 0.31 for the same page rendered at 150 dpi). So:
+    - an image that declares its resolution (PIL info["dpi"]: a PNG's pHYs, a TIFF's tags) is
+      resampled when that is more than 5% off - unless the declaration is implausible (a photo
+      that "is" 40 inches wide at a camera's default 72 dpi);
+    - otherwise an image shaped like a whole page (A4 / Letter proportions) whose short side is
+      over 1.25 x 8.4 inches at `dpi` is taken as a page 8.4 inches wide (a phone photo or a
+      high-resolution scan) and downsampled; it is never enlarged on that guess;
+    - anything else (a crop, a receipt strip, a page at about `dpi`) is taken as it is.
+    Numpy arrays are read as a grey page when they are resampled. Downsampling averages areas
+    (like a coarser sensor); enlarging is bicubic."""
+    from PIL import Image
+
+    have, how = page_dpi(image)
+    if have is None or abs(have / dpi - 1.0) <= 0.05 or (how == "page size" and have < 1.25 * dpi):
         return image, 1.0
-    have = image_dpi(image)
-    if not have or abs(have / dpi - 1.0) <= 0.05:
-        return image, 1.0
+    if isinstance(image, np.ndarray):
+        from .encoders.patches import to_gray
+
+        image = Image.fromarray(np.rint(to_gray(image) * 255.0).astype(np.uint8), mode="L")
     scale = dpi / have
     size = (max(1, int(round(image.width * scale))), max(1, int(round(image.height * scale))))
     method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
