@@ -22,6 +22,7 @@ data root, built with `colkern quality build-dataset DIR --sources N --variants 
     eng-heldout-rapid3  eng    rapidocr,tesseract   25    40   (built after the run: a second check)
     eng-camera          eng    tesseract,rapidocr   26    60   --capture camera
     eng-camera-heldout  eng    tesseract,rapidocr   28    30   --capture camera
+    eng-camera2         eng    tesseract,rapidocr   32    40   --capture camera
     jpn-train           jpn    tesseract,rapidocr   10    32
     jpn-heldout         jpn    tesseract,rapidocr   11    15
     jpn-heldout2        jpn    tesseract,rapidocr   18    40
@@ -30,6 +31,7 @@ data root, built with `colkern quality build-dataset DIR --sources N --variants 
     jpn-heldout3        jpn    tesseract,rapidocr   20    40
     jpn-camera          jpn    tesseract,rapidocr   27    60   --capture camera
     jpn-camera-heldout  jpn    tesseract,rapidocr   29    30   --capture camera
+    jpn-camera2         jpn    tesseract,rapidocr   33    40   --capture camera
 
 Plans:
     first      the first run of issue 14 (benchmarks/results/quality-models): 32 Japanese sources.
@@ -38,8 +40,9 @@ Plans:
                seeds (20, 22) built after the plan was fixed.
     camera     every model retrained with pages seen through a scanner or phone camera (--capture
                camera: warp, skew, perspective, shadow, motion blur before the recipe) added to its
-               more-data training sets; scored on the more-data held-out sets (unchanged, so the
-               figures compare) and on camera held-out sets of fresh seeds (28, 29). Tesseract
+               more-data training sets (camera sets of seeds 26, 27, 32, 33); scored on the
+               more-data held-out sets (unchanged, so the figures compare) and on camera held-out
+               sets of fresh seeds (28, 29). Tesseract
                English, whose first training sets are gone, trains on the RapidOCR-English sets
                (all labelled by both engines) and is scored on RapidOCR English's held-out sets.
 
@@ -84,14 +87,16 @@ PLANS = {
     },
     "camera": {
         ("tesseract", "eng"): {"train": ["eng-heldout", "eng-heldout-rapid", "eng-rapid-train", "eng-rapid-train2",
-                                         "eng-camera"],
+                                         "eng-camera", "eng-camera2"],
                                "heldout": ["eng-heldout-rapid2", "eng-heldout-rapid3", "eng-camera-heldout"]},
-        ("tesseract", "jpn"): {"train": ["jpn-train", "jpn-heldout2", "jpn-train2", "jpn-train3", "jpn-camera"],
+        ("tesseract", "jpn"): {"train": ["jpn-train", "jpn-heldout2", "jpn-train2", "jpn-train3", "jpn-camera",
+                                         "jpn-camera2"],
                                "heldout": ["jpn-heldout3", "jpn-camera-heldout"]},
-        ("rapidocr", "jpn"): {"train": ["jpn-train", "jpn-heldout2", "jpn-train2", "jpn-train3", "jpn-camera"],
+        ("rapidocr", "jpn"): {"train": ["jpn-train", "jpn-heldout2", "jpn-train2", "jpn-train3", "jpn-camera",
+                                        "jpn-camera2"],
                               "heldout": ["jpn-heldout3", "jpn-camera-heldout"]},
         ("rapidocr", "eng"): {"train": ["eng-heldout", "eng-heldout-rapid", "eng-rapid-train", "eng-rapid-train2",
-                                        "eng-camera"],
+                                        "eng-camera", "eng-camera2"],
                               "heldout": ["eng-heldout-rapid2", "eng-heldout-rapid3", "eng-camera-heldout"]},
     },
 }
