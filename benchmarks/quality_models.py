@@ -122,17 +122,19 @@ COMBOS = {
     "glyph+pixel": ["glyph", "pixel32"],
     "glyph+ppocr": ["glyph", "ppocr"],
     "glyph+pixel+ppocr": ["glyph", "pixel32", "ppocr"],
+    "glyph+pixel+ppocr+lines": ["glyph", "pixel32", "ppocr", "lines"],
 }
 CACHE = "bench-features-v1.npz"
 
 
 def _base_encoders():
     from colkern.quality.encoders.glyph import GlyphPatchEncoder
+    from colkern.quality.encoders.lines import LinePatchEncoder
     from colkern.quality.encoders.pixel import PixelPatchEncoder
     from colkern.quality.encoders.ppocr import PPOCRPatchEncoder
 
     return {"glyph": GlyphPatchEncoder(32), "pixel16": PixelPatchEncoder(16), "pixel32": PixelPatchEncoder(32),
-            "ppocr": PPOCRPatchEncoder(32)}
+            "ppocr": PPOCRPatchEncoder(32), "lines": LinePatchEncoder(32)}
 
 
 def combo_encoder(name: str):
@@ -181,7 +183,7 @@ def _save_cache(root: str, cache: Dict[str, Dict[str, np.ndarray]]) -> None:
 
     from colkern._atomic import atomic_write_bytes
 
-    ids = sorted(cache[next(iter(COMBOS))])
+    ids = sorted(set.intersection(*(set(cache[c]) for c in COMBOS)))  # samples with every combo
     buf = io.BytesIO()
     np.savez(buf, ids=np.array(ids), **{c: np.stack([cache[c][i] for i in ids]) for c in COMBOS})
     atomic_write_bytes(os.path.join(root, CACHE), buf.getvalue())
@@ -199,8 +201,9 @@ def features(data_root: str, workers: int = 2, names=None, plan: str = DEFAULT_P
             print(f"{name}: missing, skipped", flush=True)
             continue
         ds = load_dataset(root)
-        cache = _load_cache(root) or {c: {} for c in COMBOS}
-        todo = [s for s in ds if s.sample_id not in cache["glyph"]]
+        loaded = _load_cache(root)
+        cache = {c: loaded.get(c, {}) for c in COMBOS}
+        todo = [s for s in ds if any(s.sample_id not in cache[c] for c in COMBOS)]
         print(f"{name}: {len(ds)} samples, {len(todo)} to encode", flush=True)
         if not todo:
             continue
@@ -216,13 +219,14 @@ def features(data_root: str, workers: int = 2, names=None, plan: str = DEFAULT_P
         print(f"{name}: encoded {len(todo)} pages in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def _stack(data_root: str, names: List[str], engine: str):
+def _stack(data_root: str, names: List[str], engine: str, combos=None):
     """X per combo, labels, groups (source ids) and sample ids of the data sets, without samples
     whose `engine` label timed out or errored; -> (X dict, y dict, groups, n_excluded, sizes, the
     data set each sample came from)."""
     from colkern.quality.dataset import load_dataset
 
-    X = {c: [] for c in COMBOS}
+    combos = list(combos or COMBOS)
+    X = {c: [] for c in combos}
     y = {"cer": [], "wer": []}
     groups, origin, excluded, sizes = [], [], 0, {}
     for name in names:
@@ -239,9 +243,9 @@ def _stack(data_root: str, names: List[str], engine: str):
             if lab.timed_out or lab.error:
                 excluded += 1
                 continue
-            if s.sample_id not in cache.get("glyph", {}):
+            if any(s.sample_id not in cache.get(c, {}) for c in combos):
                 continue  # not encoded yet
-            for c in COMBOS:
+            for c in combos:
                 X[c].append(cache[c][s.sample_id])
             y["cer"].append(lab.cer)
             y["wer"].append(lab.wer)
@@ -294,8 +298,13 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
         if configs and key not in configs:
             continue
         try:
-            Xtr, ytr, gtr, ex_tr, sizes_tr, origin_tr = _stack(data_root, cfg["train"], engine)
-            Xte, yte, gte, ex_te, sizes_te, origin_te = _stack(data_root, cfg["heldout"], engine)
+            old = old_combo = None
+            if (engine, lang) in previous and prev_dir:
+                old = QualityPredictor.load(os.path.join(prev_dir, previous[(engine, lang)][0]))
+                old_combo = _combo_of(old)
+            needed = combos + ([old_combo] if old_combo and old_combo not in combos else [])
+            Xtr, ytr, gtr, ex_tr, sizes_tr, origin_tr = _stack(data_root, cfg["train"], engine, needed)
+            Xte, yte, gte, ex_te, sizes_te, origin_te = _stack(data_root, cfg["heldout"], engine, needed)
         except FileNotFoundError as e:
             print(f"{key}: {e}; skipped", flush=True)
             continue
@@ -335,10 +344,9 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
                   f"auc {held['cer']['auc']['value']:.3f}", flush=True)
         best = max(combos, key=lambda c: entry["encoders"][c]["cv"]["cer"]["spearman"]["value"])
         chosen, chosen_model = best, models[best]
-        if (engine, lang) in previous and prev_dir:
-            file, seen = previous[(engine, lang)]
-            old = QualityPredictor.load(os.path.join(prev_dir, file))
-            combo = _combo_of(old)
+        if old is not None:
+            seen = previous[(engine, lang)][1]
+            combo = old_combo
             label = f"{combo} (previous model, {old.training.get('n_samples')} pages)"
             unseen = ~np.isin(origin_tr, seen)  # its score and calibration only on pages it never saw
             Xo, yo, go = Xtr[combo][unseen], {t: v[unseen] for t, v in ytr.items()}, gtr[unseen]

@@ -369,3 +369,47 @@ def test_colpali_adapter_on_the_tiny_model():
     torch.testing.assert_close(feats[1].features, direct.hidden)
     X = page_features(pages, proj)
     assert X.shape == (4, 3 * 128 + 2) and torch.isfinite(X[:, :-1]).all()
+
+
+def test_line_encoder_reads_skew_bending_and_shadows():
+    """LinePatchEncoder: the pooled line direction follows a skew's recorded angle, a warp spreads
+    the directions, a shadow pushes the paper under the page's Otsu threshold; it concatenates
+    with the glyph encoder and a model file rebuilds it."""
+    from colkern.quality.degrade import apply_steps
+    from colkern.quality.encoders import LINE_FEATURES, LinePatchEncoder
+    from colkern.quality.pipeline import make_encoder
+    from colkern.quality.synth import generate_page
+
+    page = generate_page(7, lang="eng", layout="prose", dpi=150).image.convert("L")
+    page.info["dpi"] = (150, 150)
+    enc = LinePatchEncoder()
+    col = {n: i for i, n in enumerate(LINE_FEATURES)}
+
+    def direction(img):
+        f = enc.encode(img).features.numpy()
+        lines = f[:, col["energy"]] > np.percentile(f[:, col["energy"]], 70)  # the text, not the margins
+        s, c = f[lines, col["sin2"]], f[lines, col["cos2"]]
+        return np.degrees(0.5 * np.arctan2(s.mean(), c.mean())), np.hypot(s.mean(), c.mean()), f
+
+    flat, _, f0 = direction(page)
+    assert abs(flat) < 1.0 and f0.shape[1] == len(LINE_FEATURES)
+    for s in (0.5, 1.0):
+        img, rec = apply_steps(page, [("skew", s)], seed=2)
+        angle = rec[0]["params"]["angle_deg"]
+        got, _, _ = direction(img)
+        assert abs(abs(got) - abs(angle)) < 1.0 and np.sign(got) == -np.sign(angle), (angle, got)
+    _, _, bent = direction(apply_steps(page, [("warp", 1.0)], seed=2)[0])
+    text0 = f0[:, col["energy"]] > np.percentile(f0[:, col["energy"]], 70)
+    text1 = bent[:, col["energy"]] > np.percentile(bent[:, col["energy"]], 70)
+    # bent lines: the local directions disagree and leave the axes
+    assert bent[text1, col["sin2"]].std() > 1.3 * f0[text0, col["sin2"]].std()
+    assert bent[text1, col["line_dev"]].mean() > 2 * f0[text0, col["line_dev"]].mean()
+    shaded = enc.encode(apply_steps(page, [("shadow", 1.0)], seed=4)[0]).features.numpy()
+    assert f0[:, col["otsu_margin"]].min() > 0.2 and shaded[:, col["otsu_margin"]].min() < 0.0
+    assert shaded[:, col["paper_rel"]].min() < 0.6 <= f0[:, col["paper_rel"]].min()
+    both = make_encoder("concat", {"parts": [{"name": "glyph", "params": {"patch": 32}},
+                                             {"name": "lines", "params": enc.params()}]})
+    pf = both.encode(page)
+    assert pf.features.shape[1] == len(both.feature_names()) and pf.content is not None
+    with pytest.raises(ValueError, match="char_sigma"):
+        LinePatchEncoder(char_sigma=0)

@@ -82,8 +82,8 @@ def _build(args) -> int:
 
 
 def encoder_from_spec(spec: str):
-    """"glyph", "pixel", "ppocr", or parts joined by "+" (a ConcatPatchEncoder on the 32-px grid:
-    the pixel part then uses 32-px patches)."""
+    """"glyph", "pixel", "ppocr", "lines", or parts joined by "+" (a ConcatPatchEncoder on the
+    32-px grid: the pixel part then uses 32-px patches)."""
     from .pipeline import make_encoder
 
     parts = [p.strip() for p in spec.split("+") if p.strip()]

@@ -72,18 +72,21 @@ DEFAULT_ENCODER = "glyph"
 
 
 def _encoder_classes() -> Dict[str, type]:
+    from .encoders.lines import LinePatchEncoder
     from .encoders.ppocr import PPOCRPatchEncoder
 
-    return {"glyph": GlyphPatchEncoder, "pixel": PixelPatchEncoder, "ppocr": PPOCRPatchEncoder}
+    return {"glyph": GlyphPatchEncoder, "pixel": PixelPatchEncoder, "ppocr": PPOCRPatchEncoder,
+            "lines": LinePatchEncoder}
 
 
-BUILT_IN_ENCODERS = ("glyph", "pixel", "ppocr", "concat")
+BUILT_IN_ENCODERS = ("glyph", "pixel", "ppocr", "lines", "concat")
 
 
 def make_encoder(name: str = DEFAULT_ENCODER, params: Optional[dict] = None):
     """The encoder a model names, built from its stored params: "glyph" (the default,
     GlyphPatchEncoder), "pixel" (PixelPatchEncoder), "ppocr" (PPOCRPatchEncoder: the PP-OCR
-    detector's feature map) or "concat" (ConcatPatchEncoder; params {"parts": [{"name",
+    detector's feature map), "lines" (LinePatchEncoder: text-line direction and paper lighting)
+    or "concat" (ConcatPatchEncoder; params {"parts": [{"name",
     "params"}, ...]}). A ColPali encoder needs a model directory: build it with
     colkern.quality.encoders.ColPaliFeatureEncoder."""
     if name == "concat":

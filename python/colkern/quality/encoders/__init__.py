@@ -5,6 +5,8 @@
     PixelPatchEncoder      intensity, gradient, noise and JPEG statistics of the raw pixels; pixel.py
     PPOCRPatchEncoder      the fused feature map of RapidOCR's pretrained PP-OCR text detector
                            (ONNX, an intermediate output exposed in memory); ppocr.py
+    LinePatchEncoder       text-line direction (skew, bending) and paper lighting (shadows
+                           against a global threshold); lines.py
     ConcatPatchEncoder     several encoders' features side by side on one grid; combined.py
     ColPaliFeatureEncoder  ColPali's projection or hidden states of each image patch; colpali.py
     pool_features / page_features   [mean | max | std] pooling into page vectors; pooling.py
@@ -21,6 +23,7 @@ _LAZY = {
     **{name: (".combined", name) for name in ("ConcatPatchEncoder", "concat_patch_features")},
     **{name: (".ppocr", name) for name in ("PPOCRPatchEncoder", "PPOCR_PROB_FEATURES")},
     **{name: (".glyph", name) for name in ("GLYPH_FEATURES", "GlyphPatchEncoder")},
+    **{name: (".lines", name) for name in ("LINE_FEATURES", "LinePatchEncoder")},
     **{name: (".patches", name) for name in ("ImageLike", "PatchFeatures", "to_gray")},
     **{name: (".pixel", name) for name in ("PIXEL_FEATURES", "PixelPatchEncoder")},
     **{name: (".pooling", name) for name in ("GLOBAL_FEATURES", "POOL_STATS", "global_features", "page_features",
