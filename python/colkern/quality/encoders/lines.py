@@ -1,9 +1,9 @@
 """LinePatchEncoder: how the text lines run and how the paper is lit, per patch - what a scanner
 or phone camera changes about a page (colkern.quality.capture) without damaging a single glyph.
 
-Tesseract (psm 4) loses most lines of a clean page skewed by 4 degrees, and its global Otsu
-threshold turns a shadowed part of the page black; the glyph and pixel encoders see each patch
-on its own and neither of those. Per patch (LINE_FEATURES, D = 9):
+Tesseract (psm 4) reads a clean Debian manual page skewed by 4 degrees at CER 0.47 (0.01
+straight), and its global Otsu threshold turns a shadowed part of the page black; the glyph and
+pixel encoders see each patch on its own and neither of those. Per patch (LINE_FEATURES, D = 9):
 
   line_dev      how far the local text lines deviate from the page axes, in degrees [0, 45]:
                 from the structure tensor of the ink, smoothed at about a character's width so
