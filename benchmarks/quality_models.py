@@ -42,9 +42,10 @@ Plans:
                camera: warp, skew, perspective, shadow, motion blur before the recipe) added to its
                more-data training sets (camera sets of seeds 26, 27, 32, 33); scored on the
                more-data held-out sets (unchanged, so the figures compare) and on camera held-out
-               sets of fresh seeds (28, 29). Tesseract
-               English, whose first training sets are gone, trains on the RapidOCR-English sets
-               (all labelled by both engines) and is scored on RapidOCR English's held-out sets.
+               sets of fresh seeds (28, 29). Tesseract English, whose first training sets are
+               gone, trains on the RapidOCR-English sets (all labelled by both engines) and is
+               scored on RapidOCR English's held-out sets. Run again with --combos
+               glyph+pixel+ppocr,glyph+pixel+ppocr+lines to test the line / lighting encoder.
 
 Samples whose OCR call timed out are left out of training and scoring (on a shared, loaded
 machine a timeout says more about the machine than the page); their number is reported.
