@@ -330,9 +330,7 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
             model.fit(Xtr[combo], ytr, groups=gtr)
             pred = model.predict(Xte[combo])
             raw = model.predict(Xte[combo], raw=True)
-            held = {t: {k: _ci(v) for k, v in bootstrap_metrics(yte[t], pred[t], codes_te,
-                                                                  n_bootstrap=n_bootstrap).items()}
-                    for t in ("cer", "wer")}
+            held = {t: _heldout_metrics(yte[t], pred[t], gte, n_bootstrap) for t in ("cer", "wer")}
             held["cer_raw_spearman"] = float(bootstrap_metrics(yte["cer"], raw["cer"], codes_te, n_bootstrap=1)["spearman"].value)
             entry["encoders"][combo] = {
                 "n_features": int(Xtr[combo].shape[1]),
@@ -358,9 +356,7 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
                                                                       n_bootstrap=200).items()}
                          for t in ("cer", "wer")}
             pred = old.predict(Xte[combo])
-            held = {t: {k: _ci(v) for k, v in bootstrap_metrics(yte[t], pred[t], codes_te,
-                                                                  n_bootstrap=n_bootstrap).items()}
-                    for t in ("cer", "wer")}
+            held = {t: _heldout_metrics(yte[t], pred[t], gte, n_bootstrap) for t in ("cer", "wer")}
             # The new model on the same pages: its out-of-fold predictions there.
             new_same = float(spearman(yo["cer"], oof[best][unseen]))
             entry["encoders"][label] = {

@@ -18,13 +18,19 @@ def flatten_alpha(image: Image.Image) -> Image.Image:
     return image
 
 
+def _declared_dpi(image: Image.Image) -> Optional[float]:
+    """The horizontal resolution in PIL's info["dpi"]; None when there is none (or 0)."""
+    dpi = image.info.get("dpi")
+    if isinstance(dpi, (tuple, list)) and dpi and dpi[0]:
+        return float(dpi[0])
+    return None
+
+
 def image_dpi(image: Image.Image) -> Optional[int]:
     """The horizontal resolution stored with the image (PIL info["dpi"]), rounded; None when the
     image has none (or 0)."""
-    dpi = image.info.get("dpi")
-    if isinstance(dpi, (tuple, list)) and dpi and dpi[0]:
-        return int(round(float(dpi[0]))) or None
-    return None
+    dpi = _declared_dpi(image)
+    return (int(round(dpi)) or None) if dpi is not None else None
 
 
 DEGRADE_REFERENCE_DPI = 150.0
@@ -33,7 +39,5 @@ DEGRADE_REFERENCE_DPI = 150.0
 def px_scale(image: Image.Image) -> float:
     """Pixels per 150-dpi pixel at the image's resolution (1.0 when it declares none): the
     degradations give their pixel sizes at 150 dpi, so a severity means the same damage at any DPI."""
-    dpi = image.info.get("dpi")
-    if isinstance(dpi, (tuple, list)) and dpi and dpi[0]:
-        return float(dpi[0]) / DEGRADE_REFERENCE_DPI
-    return 1.0
+    dpi = _declared_dpi(image)
+    return dpi / DEGRADE_REFERENCE_DPI if dpi is not None else 1.0

@@ -217,7 +217,8 @@ def predict_regions(image, boxes, engine: str = "tesseract", lang: str = "eng", 
     H, W = to_gray(img).shape
     parsed = parse_boxes(boxes, W, H)  # checked before the encoder runs, in the caller's pixels
     img, scale = at_model_dpi(img, model_dpi(predictor))
-    H, W = to_gray(img).shape
+    if scale != 1.0:
+        W, H = img.size  # at_model_dpi hands back a PIL image when it resamples
     pf = encoder.encode(img)
     rows, cols = pf.grid
     if pf.patch is None:  # a grid stretched over the page (ColPali): cell edges in pixels

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import torch
 
-from .patches import ImageLike, PatchFeatures, to_gray
+from .patches import ImageLike, PatchFeatures, patch_means, to_gray
 
 LINE_FEATURES = ("line_dev", "sin2", "cos2", "coherence", "energy", "paper", "paper_rel", "otsu_margin",
                  "dark_frac")
@@ -78,10 +78,9 @@ class LinePatchEncoder:
         p = self.patch
         rows, cols = self.grid_for(H, W)
         x = np.ascontiguousarray(np.pad(gray, ((0, rows * p - H), (0, cols * p - W)), mode="symmetric"))
-        n = rows * cols
 
-        def pmean(m: np.ndarray) -> torch.Tensor:  # [Hp, Wp] -> [n] patch means (exact block means)
-            return torch.from_numpy(cv2.resize(m, (cols, rows), interpolation=cv2.INTER_AREA)).reshape(n)
+        def pmean(m: np.ndarray) -> torch.Tensor:  # [Hp, Wp] -> [rows * cols] patch means
+            return patch_means(m, rows, cols)
 
         # Line direction: the structure tensor of the ink smoothed at character scale.
         ink = cv2.GaussianBlur(1.0 - x, (0, 0), self.char_sigma, borderType=cv2.BORDER_REPLICATE)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .patches import ImageLike, PatchFeatures, to_gray
+from .patches import ImageLike, PatchFeatures, patch_means, to_gray
 
 # Immerkaer (1996), "Fast noise variance estimation": the difference of two Laplacians cancels
 # smooth image structure; sigma = sqrt(pi/2) / 6 * mean |I * M| for Gaussian noise.
@@ -120,8 +120,7 @@ class PixelPatchEncoder:
         n = rows * cols
 
         def pmean(m: np.ndarray) -> Tensor:  # float32 [Hp, Wp] map -> [n] patch means
-            # INTER_AREA by an integer factor is the exact block mean (and 2x avg_pool2d's speed).
-            return torch.from_numpy(cv2.resize(m, (cols, rows), interpolation=cv2.INTER_AREA)).reshape(n)
+            return patch_means(m, rows, cols)
 
         def pmax(m: np.ndarray) -> Tensor:
             return F.max_pool2d(torch.from_numpy(m)[None, None], p).reshape(n)
