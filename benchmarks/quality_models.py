@@ -46,6 +46,12 @@ Plans:
                gone, trains on the RapidOCR-English sets (all labelled by both engines) and is
                scored on RapidOCR English's held-out sets. Run again with --combos
                glyph+pixel+ppocr,glyph+pixel+ppocr+lines to test the line / lighting encoder.
+    real       the camera plan plus real pages: per set, two pages of each of 15 English and 15
+               Japanese documentation PDFs (other than the real-page evaluation's and the reserved
+               ones), photographed (--capture camera, seeds 34, 35; 4 variants), damaged in place
+               (seeds 36, 37; 2 variants) and scanned (--capture scanner, seeds 38, 39; 4 variants):
+               `quality_real_pages.py build-train`. Same held-out sets as camera; the real-page
+               evaluation (quality_real_pages.py evaluate) stays on PDFs no model saw.
 
 Samples whose OCR call timed out are left out of training and scoring (on a shared, loaded
 machine a timeout says more about the machine than the page); their number is reported.
@@ -101,6 +107,12 @@ PLANS = {
                               "heldout": ["eng-heldout-rapid2", "eng-heldout-rapid3", "eng-camera-heldout"]},
     },
 }
+# "real": the camera plan's sets plus real pages (benchmarks/quality_real_pages.py build-train: pages
+# of other Debian documentation PDFs than the real-page evaluation's, under DATA/real/).
+PLANS["real"] = {key: {"train": cfg["train"] + [f"real/realtrain-camera-{key[1]}", f"real/realtrain-{key[1]}",
+                                                 f"real/realtrain-scanner-{key[1]}"],
+                       "heldout": cfg["heldout"]}
+                 for key, cfg in PLANS["camera"].items()}
 DEFAULT_PLAN = "more-data"
 # The models shipped before a plan's run (copies: the shipped files are overwritten by --ship),
 # with the data sets each was trained on (left out where it is scored).
@@ -114,6 +126,8 @@ PREVIOUS = {
                ("rapidocr", "jpn"): ("rapidocr-jpn.colq", ["jpn-train", "jpn-heldout2", "jpn-train2", "jpn-train3"]),
                ("rapidocr", "eng"): ("rapidocr-eng.colq", ["eng-heldout", "eng-heldout-rapid", "eng-rapid-train",
                                                            "eng-rapid-train2"])},
+    # the camera plan's models: every generated training set seen, the real pages never
+    "real": {key: (f"{key[0]}-{key[1]}.colq", cfg["train"]) for key, cfg in PLANS["camera"].items()},
 }
 # combination name -> the base encodings it concatenates (first part's content mask)
 COMBOS = {

@@ -10,6 +10,13 @@ shipped models scored on them (never trained or tuned on them).
     # motion blur; colkern.quality.capture) before the recipes: sets real-camera-eng / -jpn
     python benchmarks/quality_real_pages.py build  /work/qdata/real --capture camera
     python benchmarks/quality_real_pages.py evaluate /work/qdata/real --capture camera --out DIR
+    # and through a scanner (faded or spread ink, tinted paper, bleed-through, a dark border, a
+    # slight skew, a 1-bit scan): sets real-scanner-eng / -jpn
+    python benchmarks/quality_real_pages.py build  /work/qdata/real --capture scanner
+    # training pages from other PDFs (TRAIN_POOL; benchmarks/quality_models.py --plan real)
+    python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture camera
+    python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture none --variants 2
+    python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture scanner
 
 English: Debian Developer's Reference (Sphinx / LaTeX), Debian Policy (Sphinx), the Filesystem
 Hierarchy Standard (DocBook), the gri manual (texinfo), the New Maintainers' Guide (DocBook /
@@ -28,6 +35,7 @@ import argparse
 import gzip
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -85,8 +93,71 @@ def real_sources(lang: str, work: str):
     return out
 
 
+# Real pages to TRAIN on: other PDFs than the evaluation SOURCES above and the reserved ones, so the
+# evaluation stays on documents the models never saw. Paths are under --pool-root, where the
+# packages were unpacked without installing them (texlive-lang-japanese would pull in TeX Live):
+#   apt-get download octave-doc asymptote-doc gnuplot-doc bash-doc zsh-doc maxima-doc \
+#       texlive-latex-base-doc texlive-lang-japanese && for f in *.deb; do dpkg -x "$f" POOL; done
+_TL = "usr/share/doc/texlive-doc/"
+TRAIN_POOL = {
+    "eng": ["usr/share/doc/octave/octave.pdf", "usr/share/doc/octave/liboctave.pdf",
+            "usr/share/doc/octave/refcard-a4.pdf", "usr/share/doc/asymptote/asymptote.pdf",
+            "usr/share/doc/gnuplot/gnuplot.pdf", "usr/share/doc/bash-doc/bashref.pdf",
+            "usr/share/doc/bash-doc/bash.pdf", "usr/share/doc/zsh-common/zsh.pdf",
+            "usr/share/doc/maxima-doc/maximabook-19-Sept-2004.pdf.gz",
+            _TL + "latex/base/clsguide.pdf", _TL + "latex/base/fntguide.pdf",
+            _TL + "latex/base/lamport-manual.pdf", _TL + "latex/base/usrguide.pdf",
+            _TL + "latex/base/ltnews30.pdf", _TL + "latex/base/modguide.pdf"],
+    "jpn": [_TL + "luatex/luatexja/luatexja-ja.pdf", _TL + "latex/lshort-japanese/jlshort.pdf",
+            _TL + "texlive/texlive-ja/texlive-ja.pdf", _TL + "platex/base/pldoc.pdf",
+            _TL + "latex/bxjscls/bxjscls-manual.pdf", _TL + "ptex/ptex-manual/ptex-manual.pdf",
+            _TL + "latex/jlreq/jlreq-ja.pdf", _TL + "lualatex/japanese-mathformulas/japanese-mathformulas.pdf",
+            _TL + "ptex/ptex-manual/eptexdoc.pdf", _TL + "luatex/luatexja/ltjclasses.pdf",
+            _TL + "luatex/luatexja/luatexja-ruby.pdf", _TL + "uplatex/base/upldoc.pdf",
+            _TL + "platex/pxchfon/pxchfon.pdf", _TL + "latex/pbibtex-manual/jbtxdoc.pdf",
+            _TL + "support/mendex-doc/mendex.pdf"],
+}
+TRAIN_PAGES_PER_PDF = 2
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def _text_page(text: str, lang: str) -> bool:
+    """Enough text in the layer to be a ground truth, and in the language (a Japanese manual's
+    English pages, or a PDF whose fonts map to no Unicode, would label the wrong thing)."""
+    chars = re.sub(r"\s", "", text)
+    if len(chars) < MIN_CHARS[lang] // 2:
+        return False
+    if lang == "jpn":
+        return len(_CJK.findall(chars)) >= 0.3 * len(chars)
+    return sum(c.isascii() and c.isalnum() for c in chars) >= 0.6 * len(chars)
+
+
+def train_sources(lang: str, pool_root: str, work: str, seed: int):
+    """TRAIN_PAGES_PER_PDF pages per pool PDF, drawn with the seed among its pages that pass
+    _text_page, rendered as the evaluation pages are."""
+    import pymupdf
+
+    from colkern.quality.synth import pages_from_pdf
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for rel in TRAIN_POOL[lang]:
+        path = os.path.join(pool_root, rel)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} is missing: unpack the packages into --pool-root (see TRAIN_POOL)")
+        pdf = _local_pdf(path, work)
+        with pymupdf.open(pdf) as doc:
+            ok = [k for k in range(doc.page_count) if _text_page(doc[k].get_text("text"), lang)]
+        chosen = sorted(int(k) for k in rng.choice(ok, size=min(TRAIN_PAGES_PER_PDF, len(ok)), replace=False))
+        for page in pages_from_pdf(pdf, lang=lang, dpi=DPI, pages=chosen):
+            page.meta["package_file"] = rel
+            out.append(page)
+    return out
+
+
 # capture mode -> (directory prefix, seed per language)
-CAPTURE_SETS = {"none": ("real", {"eng": 20, "jpn": 21}), "camera": ("real-camera", {"eng": 30, "jpn": 31})}
+CAPTURE_SETS = {"none": ("real", {"eng": 20, "jpn": 21}), "camera": ("real-camera", {"eng": 30, "jpn": 31}),
+                "scanner": ("real-scanner", {"eng": 40, "jpn": 41})}
 
 
 def _set_dir(work: str, capture: str, lang: str) -> str:
@@ -102,6 +173,25 @@ def build(work: str, variants: int, workers: int, engines, capture: str = "none"
         report = build_dataset(_set_dir(work, capture, lang), sources=sources, variants_per_source=variants,
                                engines=tuple(engines), seed=CAPTURE_SETS[capture][1][lang], workers=workers,
                                timeout=60.0, progress=False, capture=capture)
+        print(report.summary(), flush=True)
+
+
+# Training sets from TRAIN_POOL: capture mode -> (directory prefix, seed per language).
+TRAIN_SETS = {"camera": ("realtrain-camera", {"eng": 34, "jpn": 35}),
+              "none": ("realtrain", {"eng": 36, "jpn": 37}),
+              "scanner": ("realtrain-scanner", {"eng": 38, "jpn": 39})}
+
+
+def build_train(work: str, pool_root: str, variants: int, workers: int, engines, capture: str, langs) -> None:
+    from colkern.quality.dataset import build_dataset
+
+    prefix, seeds = TRAIN_SETS[capture]
+    for lang in langs:
+        sources = train_sources(lang, pool_root, work, seeds[lang])
+        print(f"{lang}: {len(sources)} real training pages", flush=True)
+        report = build_dataset(os.path.join(work, f"{prefix}-{lang}"), sources=sources, variants_per_source=variants,
+                               engines=tuple(engines), seed=seeds[lang], workers=workers, timeout=60.0,
+                               progress=False, capture=capture)
         print(report.summary(), flush=True)
 
 
@@ -179,6 +269,14 @@ def main(argv=None) -> int:
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--engines", default="tesseract,rapidocr")
     b.add_argument("--capture", choices=tuple(CAPTURE_SETS), default="none")
+    t = sub.add_parser("build-train", help="training sets from TRAIN_POOL (never the evaluation PDFs)")
+    t.add_argument("work")
+    t.add_argument("--pool-root", required=True)
+    t.add_argument("--variants", type=int, default=4)
+    t.add_argument("--workers", type=int, default=2)
+    t.add_argument("--engines", default="tesseract,rapidocr")
+    t.add_argument("--capture", choices=tuple(TRAIN_SETS), default="camera")
+    t.add_argument("--langs", default="eng,jpn")
     e = sub.add_parser("evaluate")
     e.add_argument("work")
     e.add_argument("--out", required=True)
@@ -187,6 +285,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "build":
         build(args.work, args.variants, args.workers, [s for s in args.engines.split(",") if s], args.capture)
+    elif args.cmd == "build-train":
+        build_train(args.work, args.pool_root, args.variants, args.workers, [s for s in args.engines.split(",") if s],
+                    args.capture, [s for s in args.langs.split(",") if s])
     else:
         evaluate(args.work, args.out, args.bootstrap, args.capture)
     return 0

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from colkern.quality import synth, synth_layouts
-from colkern.quality.capture import CAPTURE_OPS, sample_capture
+from colkern.quality.capture import CAPTURE_KINDS, CAPTURE_OPS, sample_capture
 from colkern.quality.dataset import (
     DatasetError,
     build_dataset,
@@ -192,12 +192,56 @@ def test_capture_geometry(clean):
     assert (np.asarray(dark) <= np.asarray(clean)).all() and np.asarray(dark).mean() < np.asarray(clean).mean() - 10
 
 
+def test_scanner_ops_do_what_they_say(clean):
+    """Faded ink is lighter and spread ink darker, tinted paper darkens the paper but not the ink
+    much, bleed-through darkens only where the mirrored page has ink, the border is dark at an
+    edge, a binarized page has two levels."""
+    c = np.asarray(clean, dtype=np.float64)
+    ink = c < 100
+    modes = {}
+    for seed in range(8):
+        out, rec = apply_steps(clean, [("ink", 1.0)], seed=seed)
+        modes[rec[0]["params"]["mode"]] = np.asarray(out, dtype=np.float64)[ink].mean()
+    assert set(modes) == {"fade", "spread"} and modes["fade"] > c[ink].mean() + 20 and modes["spread"] <= c[ink].mean()
+    out, rec = apply_steps(clean, [("paper", 1.0)], seed=1)
+    a = np.asarray(out, dtype=np.float64)
+    paper = c > 250
+    assert a[paper].mean() < c[paper].mean() - 30 and a[ink].mean() - c[ink].mean() < 15
+    out, rec = apply_steps(clean, [("bleed_through", 1.0)], seed=1)
+    a = np.asarray(out, dtype=np.float64)
+    assert (a <= c + 0.5).all() and a.mean() < c.mean() - 0.5
+    dx, dy = rec[0]["params"]["shift_px"]
+    verso_ink = np.roll(c[:, ::-1], (dy, dx), axis=(0, 1)) < 100
+    untouched = ~ndi_dilate(verso_ink, 12)
+    assert np.abs(a - c)[untouched].mean() < 0.2 < np.abs(a - c)[~untouched].mean()
+    out, rec = apply_steps(clean, [("border", 1.0)], seed=2)
+    a = np.asarray(out)
+    strip = {"left": a[:, :3], "right": a[:, -3:], "top": a[:3], "bottom": a[-3:]}
+    assert all(strip[e].mean() <= rec[0]["params"]["tone"] + 1 for e in rec[0]["params"]["edges"])
+    out, _ = apply_steps(clean, [("binarize", 0.5)], seed=3)
+    assert set(np.unique(np.asarray(out)).tolist()) <= {0, 255}
+
+
+def ndi_dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    """mask grown by r pixels (a square window), without SciPy."""
+    from PIL import ImageFilter
+
+    im = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * r + 1))
+    return np.asarray(im) > 0
+
+
 def test_capture_in_degrade(clean):
-    for k in range(30):
-        cap = sample_capture(k)
-        assert 1 <= len(cap) <= 2 and [op for op, _ in cap] == [op for op in CAPTURE_OPS if op in dict(cap)]
-        assert all(0.1 <= s <= 1.0 for _, s in cap)
-    assert {op for k in range(60) for op, _ in sample_capture(k)} == set(CAPTURE_OPS)
+    for kind in CAPTURE_KINDS:
+        ops = CAPTURE_KINDS[kind]["ops"]
+        for k in range(30):
+            cap = sample_capture(k, kind=kind)
+            assert 1 <= len(cap) <= CAPTURE_KINDS[kind]["max_ops"]
+            assert [op for op, _ in cap] == [op for op in CAPTURE_OPS if op in dict(cap)]
+            assert all(op in ops and 0.1 * ops[op][1] - 1e-9 <= s <= ops[op][1] for op, s in cap)
+        assert {op for k in range(80) for op, _ in sample_capture(k, kind=kind)} == set(ops)
+    assert sample_capture(5) == sample_capture(5, kind="camera")
+    with pytest.raises(ValueError, match="kind"):
+        sample_capture(0, kind="phone")
     cap = (("skew", 0.5), ("shadow", 0.5))
     plain, _ = degrade(clean, (("noise", 1.0),), 0.3, seed=1)
     img, steps = degrade(clean, (("noise", 1.0),), 0.3, seed=1, capture=cap)
@@ -365,6 +409,10 @@ def test_build_with_camera_capture(tmp_path):
     assert [st["op"] for st in s.degradation["steps"]][:len(cap)] == [op for op, _ in cap]
     with pytest.raises(DatasetError, match="capture"):  # a camera set is not resumed without capture
         build_dataset(root, n_sources=1, **opts)
+    scan = tmp_path / "scan"
+    assert build_dataset(scan, n_sources=1, capture="scanner", **opts).new == 1
+    cap = load_dataset(scan)[0].degradation["capture"]
+    assert cap and all(op in CAPTURE_KINDS["scanner"]["ops"] for op, _ in cap)
 
     # Data sets built before the capture setting existed resume as capture "none".
     plain = tmp_path / "plain"

@@ -19,9 +19,13 @@ and scaled with the image's DPI:
                to 70%, vignetting by up to 35% in the corners
   motion_blur  a shaking hand: a line kernel 12 s px long at a random angle
 
-CAPTURE_OPS lists them in the order they act (paper, camera pose, light, exposure). A capture is
-not part of a recipe's severity sweep: it is drawn once per source with its own severities
-(`sample_capture`), so the same page is seen rotated or shadowed both clean and damaged - a
+Scanner ops (colkern.quality.scanner): ink (faded or spread), paper (tinted, textured),
+bleed_through, border (the lid or glass around the page) and binarize (a 1-bit scan).
+
+CAPTURE_OPS lists every op in the order they act (print and paper, page pose, scanner edges,
+light, exposure, the scanner's output encoding). A capture is not part of a recipe's severity
+sweep: it is drawn once per source with its own severities (`sample_capture`, per CAPTURE_KINDS:
+"camera" or "scanner"), so the same page is seen rotated or shadowed both clean and damaged - a
 rotation alone must not read as a bad page.
 """
 from __future__ import annotations
@@ -32,12 +36,24 @@ import numpy as np
 from PIL import Image
 
 from ._images import px_scale
+from .scanner import SCANNER_APPLY
 
-__all__ = ["CAPTURE_OPS", "CAPTURE_APPLY", "Capture", "sample_capture"]
+__all__ = ["CAPTURE_OPS", "CAPTURE_APPLY", "CAPTURE_KINDS", "Capture", "sample_capture"]
 
-CAPTURE_OPS = ("warp", "skew", "perspective", "shadow", "motion_blur")
-# How often sample_capture draws each op: scanners skew and shadow pages most often.
-_CAPTURE_WEIGHTS = {"warp": 0.8, "skew": 1.2, "perspective": 1.0, "shadow": 1.2, "motion_blur": 0.8}
+CAPTURE_OPS = ("ink", "paper", "bleed_through", "warp", "skew", "perspective", "border", "shadow", "motion_blur",
+               "binarize")
+# What sample_capture draws per kind: op -> (how often, the factor on its drawn severity), and at
+# most how many ops by default. The camera kind's ops, weights and order are those it always had,
+# so camera data sets built before the scanner kind existed draw the same captures.
+CAPTURE_KINDS = {
+    # scanners and phones skew and shadow pages most often
+    "camera": {"ops": {"warp": (0.8, 1.0), "skew": (1.2, 1.0), "perspective": (1.0, 1.0), "shadow": (1.2, 1.0),
+                       "motion_blur": (0.8, 1.0)}, "max_ops": 2},
+    # a page on the glass or through a feeder: worn print, poor paper, the other side, the lid, a
+    # 1-bit output; skewed only a little (severity x 0.4: up to 3.2 degrees)
+    "scanner": {"ops": {"ink": (1.2, 1.0), "paper": (1.0, 1.0), "bleed_through": (0.8, 1.0), "skew": (1.0, 0.4),
+                        "border": (0.8, 1.0), "binarize": (0.8, 1.0)}, "max_ops": 3},
+}
 
 Capture = Tuple[Tuple[str, float], ...]  # ((op, severity in [0, 1]), ...) in CAPTURE_OPS order
 
@@ -152,23 +168,32 @@ def _motion_blur(image, s, rng):
 
 
 CAPTURE_APPLY = {"warp": _warp, "skew": _skew, "perspective": _perspective, "shadow": _shadow,
-                 "motion_blur": _motion_blur}
-assert tuple(CAPTURE_APPLY) == CAPTURE_OPS
+                 "motion_blur": _motion_blur, **SCANNER_APPLY}
+assert set(CAPTURE_APPLY) == set(CAPTURE_OPS)
+assert all(set(k["ops"]) <= set(CAPTURE_OPS) for k in CAPTURE_KINDS.values())
 
 
-def sample_capture(rng: Union[np.random.Generator, int], *, max_ops: int = 2) -> Capture:
-    """Draw 1..max_ops distinct capture ops, each at a severity in [0.1, 1], mostly mild (its own,
-    not the recipe's). -> ((op, severity), ...) in CAPTURE_OPS order, for apply_steps / degrade(capture=)."""
+def sample_capture(rng: Union[np.random.Generator, int], *, max_ops: int = None, kind: str = "camera") -> Capture:
+    """Draw 1..max_ops distinct ops of a capture kind (CAPTURE_KINDS: "camera" or "scanner"; max_ops
+    defaults to the kind's: 2 camera, 3 scanner), each at a severity in [0.1, 1] (times the op's
+    factor), mostly mild (its own, not the recipe's).
+    -> ((op, severity), ...) in CAPTURE_OPS order, for apply_steps / degrade(capture=)."""
+    if kind not in CAPTURE_KINDS:
+        raise ValueError(f"sample_capture: kind must be one of {tuple(CAPTURE_KINDS)}, got {kind!r}")
+    ops = CAPTURE_KINDS[kind]["ops"]
+    names = [op for op in CAPTURE_OPS if op in ops]
+    if max_ops is None:
+        max_ops = CAPTURE_KINDS[kind]["max_ops"]
     if not isinstance(rng, np.random.Generator):
         rng = np.random.default_rng(rng)
-    if not isinstance(max_ops, int) or not 1 <= max_ops <= len(CAPTURE_OPS):
-        raise ValueError(f"sample_capture: max_ops must be an int in 1..{len(CAPTURE_OPS)}, got {max_ops!r}")
+    if isinstance(max_ops, bool) or not isinstance(max_ops, int) or not 1 <= max_ops <= len(names):
+        raise ValueError(f"sample_capture: max_ops must be an int in 1..{len(names)} for {kind!r}, got {max_ops!r}")
     n = int(rng.integers(1, max_ops + 1))
-    p = np.array([_CAPTURE_WEIGHTS[o] for o in CAPTURE_OPS], np.float64)
+    p = np.array([ops[o][0] for o in names], np.float64)
     # Severity 0.1 + 0.9 u^2: mostly mild (median 0.33: a 2.6 degree skew), as scanners and careful
     # photographers mostly are; with u uniform, half the pages were skewed past 4 degrees, where
     # Tesseract (psm 4) already reads a clean Debian manual page at CER 0.47 (0.01 straight), and
     # the steered variants could no longer reach low CERs.
-    picked = {CAPTURE_OPS[int(i)]: round(0.1 + 0.9 * float(rng.random()) ** 2, 4)
-              for i in rng.choice(len(CAPTURE_OPS), size=n, replace=False, p=p / p.sum())}
+    picked = {names[int(i)]: round(ops[names[int(i)]][1] * (0.1 + 0.9 * float(rng.random()) ** 2), 4)
+              for i in rng.choice(len(names), size=n, replace=False, p=p / p.sum())}
     return tuple((op, picked[op]) for op in CAPTURE_OPS if op in picked)

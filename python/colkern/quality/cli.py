@@ -24,9 +24,11 @@ def add_commands(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--timeout", type=float, default=10.0, help="seconds per OCR call; a timeout is CER 1")
-    b.add_argument("--capture", choices=("none", "camera"), default="none",
+    b.add_argument("--capture", choices=("none", "camera", "scanner"), default="none",
                    help="camera: each source is also warped, skewed, photographed at an angle, shadowed or "
-                        "shaken (drawn per source; colkern.quality.capture) before its degradations")
+                        "shaken; scanner: its ink faded or spread, its paper tinted, its other side showing "
+                        "through, a dark border, a slight skew or a 1-bit scan (drawn per source; "
+                        "colkern.quality.capture) before its degradations")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_build)
 

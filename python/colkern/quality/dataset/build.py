@@ -65,8 +65,9 @@ _IDENTITY_KEYS = ("seed", "sources", "langs", "layouts", "dpi", "max_ops", "time
                   "metric_version", "capture")
 # The value of an identity key in data sets built before the key existed.
 _IDENTITY_DEFAULTS = {"capture": "none"}
-# capture="camera": each source is also seen through a scanner / camera (colkern.quality.capture).
-CAPTURE_MODES = ("none", "camera")
+# capture="camera" / "scanner": each source is also seen through a phone camera or a scanner
+# (colkern.quality.capture.CAPTURE_KINDS).
+CAPTURE_MODES = ("none", "camera", "scanner")
 
 
 def cer_histogram(values: Sequence[float], bins: int = 10) -> List[int]:
@@ -158,7 +159,7 @@ def _run_source(task: _SourceTask) -> List[Dict[str, Any]]:
     recipe: Recipe = sample_recipe(deg_rng, max_ops=task.max_ops)
     region = sample_region(deg_rng)
     # Drawn after the recipe and region, so a data set without capture keeps the draws it always had.
-    capture: Capture = sample_capture(deg_rng) if task.capture == "camera" else ()
+    capture: Capture = sample_capture(deg_rng, kind=task.capture) if task.capture != "none" else ()
     engines = [_page_engine(name, page, task.engine_options.get(name, {})) for name in task.engines]
     primary = task.engines[0]
     observations = list(task.observations)
@@ -277,9 +278,10 @@ def build_dataset(out_dir: PathLike, *, n_sources: Optional[int] = None, variant
       them uniformly from [0, 1] (the unsteered baseline, bimodal labels).
     workers: processes (<= 1 runs in this process); timeout: seconds per OCR call (a timeout is
       recorded as CER 1); progress: tqdm progress bar.
-    capture: "none", or "camera": each source also gets a scanner / camera capture (warp, skew,
-      perspective, shadow, motion blur; colkern.quality.capture.sample_capture) at severities of
-      its own, applied before the recipe to all its variants.
+    capture: "none"; "camera": each source also gets a camera capture (warp, skew, perspective,
+      shadow, motion blur); "scanner": a scanner's (faded or spread ink, tinted paper, bleed-through,
+      a dark border, a slight skew, a 1-bit output); drawn per source with severities of its own
+      (colkern.quality.capture.sample_capture) and applied before the recipe to all its variants.
     Resuming: calling again on the same directory with the same seed / langs / layouts / dpi /
     max_ops / timeout / engines (and versions) / capture skips finished samples; any of those changed
     raises DatasetError. -> BuildReport (report.summary() prints throughput and CER histogram).
