@@ -260,6 +260,49 @@ def evaluate(work: str, out_dir: str, n_bootstrap: int, capture: str = "none") -
     return results
 
 
+def pooled(work: str, out_dir: str, previous_dir: str, n_bootstrap: int) -> dict:
+    """The shipped models against the models in previous_dir (same file names) on every real
+    evaluation set of a language pooled (in place, camera, scanner): CER Spearman of each and a
+    paired cluster bootstrap of the difference over source pages (95%)."""
+    from colkern.quality.dataset import load_dataset
+    from colkern.quality.model import QualityPredictor
+    from colkern.quality.pipeline import load_model, shipped_models
+    from colkern.quality.stats import spearman
+
+    rng = np.random.default_rng(0)
+    results = {}
+    for engine, lang in shipped_models():
+        new = load_model(engine=engine, lang=lang)
+        old = QualityPredictor.load(os.path.join(previous_dir, os.path.basename(new.path)))
+        y, pn, po, groups = [], [], [], []
+        for capture in CAPTURE_SETS:
+            root = _set_dir(work, capture, lang)
+            if not os.path.isdir(root):
+                continue
+            ds = load_dataset(root)
+            if engine not in ds.engines or not len(ds):
+                continue
+            keep = np.array([not (s.labels[engine].timed_out or s.labels[engine].error) for s in ds])
+            y.append(ds.targets(engine, "cer")[keep])
+            groups += [f"{capture}:{g}" for g in ds.groups()[keep]]
+            pn.append(new.predict(_features(ds, new)[keep])["cer"])
+            po.append(old.predict(_features(ds, old)[keep])["cer"])
+        y, pn, po, groups = np.concatenate(y), np.concatenate(pn), np.concatenate(po), np.array(groups)
+        members = [np.nonzero(groups == g)[0] for g in np.unique(groups)]
+        diffs = []
+        for _ in range(n_bootstrap):
+            sel = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+            diffs.append(spearman(y[sel], pn[sel]) - spearman(y[sel], po[sel]))
+        results[f"{engine}/{lang}"] = {"pages": int(len(y)), "spearman": float(spearman(y, pn)),
+                                       "previous_spearman": float(spearman(y, po)),
+                                       "difference_95": [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]}
+        print(f"{engine}/{lang}: {results[f'{engine}/{lang}']}", flush=True)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "pooled.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    return results
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -282,8 +325,15 @@ def main(argv=None) -> int:
     e.add_argument("--out", required=True)
     e.add_argument("--bootstrap", type=int, default=1000)
     e.add_argument("--capture", choices=tuple(CAPTURE_SETS), default="none")
+    pl = sub.add_parser("pooled", help="the shipped models against earlier ones, every capture of a language pooled")
+    pl.add_argument("work")
+    pl.add_argument("--out", required=True)
+    pl.add_argument("--previous", required=True, help="directory with the earlier model files")
+    pl.add_argument("--bootstrap", type=int, default=1000)
     args = ap.parse_args(argv)
-    if args.cmd == "build":
+    if args.cmd == "pooled":
+        pooled(args.work, args.out, args.previous, args.bootstrap)
+    elif args.cmd == "build":
         build(args.work, args.variants, args.workers, [s for s in args.engines.split(",") if s], args.capture)
     elif args.cmd == "build-train":
         build_train(args.work, args.pool_root, args.variants, args.workers, [s for s in args.engines.split(",") if s],
