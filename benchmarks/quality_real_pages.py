@@ -214,23 +214,33 @@ def _features(ds, model):
     return dataset_features(ds, make_encoder(model.encoder_name, model.encoder_params))
 
 
+def _labelled_set(work: str, capture: str, lang: str, engine: str):
+    """(data set, mask of the samples whose `engine` label neither timed out nor failed) of a real
+    evaluation set, or None when the set is not built or has no `engine` labels."""
+    from colkern.quality.dataset import load_dataset
+
+    root = _set_dir(work, capture, lang)
+    if not os.path.isdir(root):
+        return None
+    ds = load_dataset(root)
+    if engine not in ds.engines or not len(ds):
+        return None
+    return ds, np.array([not (s.labels[engine].timed_out or s.labels[engine].error) for s in ds])
+
+
 def evaluate(work: str, out_dir: str, n_bootstrap: int, capture: str = "none") -> dict:
 
-    from colkern.quality.dataset import load_dataset
     from colkern.quality.pipeline import load_model, shipped_models
     from colkern.quality.stats import bootstrap_metrics
 
     results = {}
     for engine, lang in shipped_models():
-        root = _set_dir(work, capture, lang)
-        if not os.path.isdir(root):
+        labelled = _labelled_set(work, capture, lang, engine)
+        if labelled is None:
             continue
-        ds = load_dataset(root)
-        if engine not in ds.engines or not len(ds):
-            continue
+        ds, keep = labelled
         model = load_model(engine=engine, lang=lang)
         X = _features(ds, model)
-        keep = np.array([not (s.labels[engine].timed_out or s.labels[engine].error) for s in ds])
         pred = model.predict(X[keep])["cer"]
         y = ds.targets(engine, "cer")[keep]
         m = bootstrap_metrics(y, pred, ds.groups()[keep], n_bootstrap=n_bootstrap)
@@ -264,7 +274,6 @@ def pooled(work: str, out_dir: str, previous_dir: str, n_bootstrap: int) -> dict
     """The shipped models against the models in previous_dir (same file names) on every real
     evaluation set of a language pooled (in place, camera, scanner): CER Spearman of each and a
     paired cluster bootstrap of the difference over source pages (95%)."""
-    from colkern.quality.dataset import load_dataset
     from colkern.quality.model import QualityPredictor
     from colkern.quality.pipeline import load_model, shipped_models
     from colkern.quality.stats import spearman
@@ -276,13 +285,10 @@ def pooled(work: str, out_dir: str, previous_dir: str, n_bootstrap: int) -> dict
         old = QualityPredictor.load(os.path.join(previous_dir, os.path.basename(new.path)))
         y, pn, po, groups = [], [], [], []
         for capture in CAPTURE_SETS:
-            root = _set_dir(work, capture, lang)
-            if not os.path.isdir(root):
+            labelled = _labelled_set(work, capture, lang, engine)
+            if labelled is None:
                 continue
-            ds = load_dataset(root)
-            if engine not in ds.engines or not len(ds):
-                continue
-            keep = np.array([not (s.labels[engine].timed_out or s.labels[engine].error) for s in ds])
+            ds, keep = labelled
             y.append(ds.targets(engine, "cer")[keep])
             groups += [f"{capture}:{g}" for g in ds.groups()[keep]]
             pn.append(new.predict(_features(ds, new)[keep])["cer"])
