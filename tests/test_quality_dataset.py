@@ -212,7 +212,7 @@ def test_scanner_ops_do_what_they_say(clean):
     assert (a <= c + 0.5).all() and a.mean() < c.mean() - 0.5
     dx, dy = rec[0]["params"]["shift_px"]
     verso_ink = np.roll(c[:, ::-1], (dy, dx), axis=(0, 1)) < 100
-    untouched = ~ndi_dilate(verso_ink, 12)
+    untouched = ~_dilate(verso_ink, 12)
     assert np.abs(a - c)[untouched].mean() < 0.2 < np.abs(a - c)[~untouched].mean()
     out, rec = apply_steps(clean, [("border", 1.0)], seed=2)
     a = np.asarray(out)
@@ -222,7 +222,7 @@ def test_scanner_ops_do_what_they_say(clean):
     assert set(np.unique(np.asarray(out)).tolist()) <= {0, 255}
 
 
-def ndi_dilate(mask: np.ndarray, r: int) -> np.ndarray:
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     """mask grown by r pixels (a square window), without SciPy."""
     from PIL import ImageFilter
 
