@@ -32,6 +32,10 @@ data root, built with `colkern quality build-dataset DIR --sources N --variants 
     jpn-camera          jpn    tesseract,rapidocr   27    60   --capture camera
     jpn-camera-heldout  jpn    tesseract,rapidocr   29    30   --capture camera
     jpn-camera2         jpn    tesseract,rapidocr   33    40   --capture camera
+    eng-scanner         eng    tesseract            42    60   --capture scanner
+    jpn-scanner         jpn    tesseract            43    60   --capture scanner
+    eng-scanner-heldout eng    tesseract            44    30   --capture scanner
+    jpn-scanner-heldout jpn    tesseract            45    30   --capture scanner
 
 Plans:
     first      the first run of issue 14 (benchmarks/results/quality-models): 32 Japanese sources.
@@ -52,6 +56,11 @@ Plans:
                (seeds 36, 37; 2 variants) and scanned (--capture scanner, seeds 38, 39; 4 variants):
                `quality_real_pages.py build-train`. Same held-out sets as camera; the real-page
                evaluation (quality_real_pages.py evaluate) stays on PDFs no model saw.
+    skew       the Tesseract models only, with the skew encoder (SkewPatchEncoder) among the
+               combos: the real plan's sets plus generated scanner sets (seeds 42, 43; held out
+               44, 45). Its data root was rebuilt with --engines tesseract for every set (and
+               build-train --engines tesseract), so the sets listed above with RapidOCR first are
+               steered by Tesseract's CER here: same seeds and source documents, other severities.
 
 Samples whose OCR call timed out are left out of training and scoring (on a shared, loaded
 machine a timeout says more about the machine than the page); their number is reported.
@@ -113,6 +122,10 @@ PLANS["real"] = {key: {"train": cfg["train"] + [f"real/realtrain-camera-{key[1]}
                                                  f"real/realtrain-scanner-{key[1]}"],
                        "heldout": cfg["heldout"]}
                  for key, cfg in PLANS["camera"].items()}
+# "skew": the Tesseract models, the real plan's sets plus generated scanner pages.
+PLANS["skew"] = {key: {"train": cfg["train"] + [f"{key[1]}-scanner"],
+                       "heldout": cfg["heldout"] + [f"{key[1]}-scanner-heldout"]}
+                 for key, cfg in PLANS["real"].items() if key[0] == "tesseract"}
 DEFAULT_PLAN = "more-data"
 # The models shipped before a plan's run (copies: the shipped files are overwritten by --ship),
 # with the data sets each was trained on (left out where it is scored).
@@ -128,6 +141,8 @@ PREVIOUS = {
                                                            "eng-rapid-train2"])},
     # the camera plan's models: every generated training set seen, the real pages never
     "real": {key: (f"{key[0]}-{key[1]}.colq", cfg["train"]) for key, cfg in PLANS["camera"].items()},
+    # the real plan's models: the generated scanner sets never seen
+    "skew": {key: (f"{key[0]}-{key[1]}.colq", PLANS["real"][key]["train"]) for key in PLANS["skew"]},
 }
 # combination name -> the base encodings it concatenates (first part's content mask)
 COMBOS = {
@@ -138,6 +153,7 @@ COMBOS = {
     "glyph+ppocr": ["glyph", "ppocr"],
     "glyph+pixel+ppocr": ["glyph", "pixel32", "ppocr"],
     "glyph+pixel+ppocr+lines": ["glyph", "pixel32", "ppocr", "lines"],
+    "glyph+pixel+ppocr+lines+skew": ["glyph", "pixel32", "ppocr", "lines", "skew"],
 }
 CACHE = "bench-features-v1.npz"
 
@@ -147,9 +163,10 @@ def _base_encoders():
     from colkern.quality.encoders.lines import LinePatchEncoder
     from colkern.quality.encoders.pixel import PixelPatchEncoder
     from colkern.quality.encoders.ppocr import PPOCRPatchEncoder
+    from colkern.quality.encoders.skew import SkewPatchEncoder
 
     return {"glyph": GlyphPatchEncoder(32), "pixel16": PixelPatchEncoder(16), "pixel32": PixelPatchEncoder(32),
-            "ppocr": PPOCRPatchEncoder(32), "lines": LinePatchEncoder(32)}
+            "ppocr": PPOCRPatchEncoder(32), "lines": LinePatchEncoder(32), "skew": SkewPatchEncoder(32)}
 
 
 def combo_encoder(name: str):

@@ -413,3 +413,43 @@ def test_line_encoder_reads_skew_bending_and_shadows():
     assert pf.features.shape[1] == len(both.feature_names()) and pf.content is not None
     with pytest.raises(ValueError, match="char_sigma"):
         LinePatchEncoder(char_sigma=0)
+
+
+def test_skew_encoder_measures_the_recorded_angle():
+    """SkewPatchEncoder: the page's |skew| is the capture's recorded angle within 0.3 degrees for
+    horizontal English and vertical Japanese pages, tiles agree on a plain skew and disagree on a
+    warped page, a blank page reads as straight with no line structure; bad parameters name
+    themselves; it concatenates with the glyph encoder and a model file rebuilds it."""
+    from colkern.quality.degrade import apply_steps
+    from colkern.quality.encoders import SKEW_FEATURES, SkewPatchEncoder
+    from colkern.quality.pipeline import make_encoder
+    from colkern.quality.synth import generate_page
+
+    enc = SkewPatchEncoder()
+    col = {n: i for i, n in enumerate(SKEW_FEATURES)}
+    for lang, layout in (("eng", "prose"), ("jpn", "vertical")):
+        page = generate_page(3, lang=lang, layout=layout, dpi=150).image.convert("L")
+        f0 = enc.encode(page).features.numpy()
+        assert f0.shape == (int(np.prod(enc.grid_for(page.height, page.width))), len(SKEW_FEATURES))
+        assert f0[0, col["page_skew"]] <= 0.2 and f0[0, col["page_peak"]] > 1.2, (layout, f0[0])
+        for s in (0.3, 1.0):
+            img, rec = apply_steps(page, [("skew", s)], seed=5)
+            angle = abs(rec[0]["params"]["angle_deg"])
+            f = enc.encode(img).features.numpy()
+            assert abs(f[0, col["page_skew"]] - angle) <= 0.3, (layout, angle, f[0])
+            assert (f[:, col["page_skew"]] == f[0, col["page_skew"]]).all()  # the page's value on every patch
+            assert abs(np.median(f[:, col["tile_skew"]]) - angle) <= 0.5 and np.median(f[:, col["tile_bend"]]) <= 0.5
+    page = generate_page(3, lang="eng", layout="prose", dpi=150).image.convert("L")
+    flat = enc.encode(page).features.numpy()
+    warped = enc.encode(apply_steps(page, [("warp", 1.0)], seed=2)[0]).features.numpy()
+    assert warped[:, col["tile_bend"]].mean() > flat[:, col["tile_bend"]].mean() + 1.0
+    blank = enc.encode(np.full((300, 200), 255, np.uint8)).features.numpy()
+    assert (blank[:, col["page_skew"]] == 0).all() and (blank[:, col["page_peak"]] == 1).all()
+    for kwargs, arg in (({"patch": 2}, "patch"), ({"tile": 0}, "tile"), ({"max_deg": 0.5}, "max_deg")):
+        with pytest.raises(ValueError, match=arg):
+            SkewPatchEncoder(**kwargs)
+    both = make_encoder("concat", {"parts": [{"name": "glyph", "params": {"patch": 32}},
+                                             {"name": "skew", "params": enc.params()}]})
+    pf = both.encode(page)
+    assert pf.features.shape[1] == len(both.feature_names()) and pf.content is not None
+    assert make_encoder("skew", enc.params()).params() == enc.params()

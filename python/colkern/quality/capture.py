@@ -30,7 +30,7 @@ rotation alone must not read as a bad page.
 """
 from __future__ import annotations
 
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -173,7 +173,8 @@ assert set(CAPTURE_APPLY) == set(CAPTURE_OPS)
 assert all(set(k["ops"]) <= set(CAPTURE_OPS) for k in CAPTURE_KINDS.values())
 
 
-def sample_capture(rng: Union[np.random.Generator, int], *, max_ops: int = None, kind: str = "camera") -> Capture:
+def sample_capture(rng: Union[np.random.Generator, int], *, max_ops: Optional[int] = None,
+                   kind: str = "camera") -> Capture:
     """Draw 1..max_ops distinct ops of a capture kind (CAPTURE_KINDS: "camera" or "scanner"; max_ops
     defaults to the kind's: 2 camera, 3 scanner), each at a severity in [0.1, 1] (times the op's
     factor), mostly mild (its own, not the recipe's).

@@ -84,7 +84,7 @@ def _build(args) -> int:
 
 
 def encoder_from_spec(spec: str):
-    """"glyph", "pixel", "ppocr", "lines", or parts joined by "+" (a ConcatPatchEncoder on the
+    """"glyph", "pixel", "ppocr", "lines", "skew", or parts joined by "+" (a ConcatPatchEncoder on the
     32-px grid: the pixel part then uses 32-px patches)."""
     from .pipeline import make_encoder
 

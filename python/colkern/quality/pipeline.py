@@ -74,21 +74,22 @@ DEFAULT_ENCODER = "glyph"
 def _encoder_classes() -> Dict[str, type]:
     from .encoders.lines import LinePatchEncoder
     from .encoders.ppocr import PPOCRPatchEncoder
+    from .encoders.skew import SkewPatchEncoder
 
     return {"glyph": GlyphPatchEncoder, "pixel": PixelPatchEncoder, "ppocr": PPOCRPatchEncoder,
-            "lines": LinePatchEncoder}
+            "lines": LinePatchEncoder, "skew": SkewPatchEncoder}
 
 
-BUILT_IN_ENCODERS = ("glyph", "pixel", "ppocr", "lines", "concat")
+BUILT_IN_ENCODERS = ("glyph", "pixel", "ppocr", "lines", "skew", "concat")
 
 
 def make_encoder(name: str = DEFAULT_ENCODER, params: Optional[dict] = None):
     """The encoder a model names, built from its stored params: "glyph" (the default,
     GlyphPatchEncoder), "pixel" (PixelPatchEncoder), "ppocr" (PPOCRPatchEncoder: the PP-OCR
-    detector's feature map), "lines" (LinePatchEncoder: text-line direction and paper lighting)
-    or "concat" (ConcatPatchEncoder; params {"parts": [{"name",
-    "params"}, ...]}). A ColPali encoder needs a model directory: build it with
-    colkern.quality.encoders.ColPaliFeatureEncoder."""
+    detector's feature map), "lines" (LinePatchEncoder: text-line direction and paper lighting),
+    "skew" (SkewPatchEncoder: page and tile skew by projection profile) or "concat"
+    (ConcatPatchEncoder; params {"parts": [{"name", "params"}, ...]}). A ColPali encoder needs a
+    model directory: build it with colkern.quality.encoders.ColPaliFeatureEncoder."""
     if name == "concat":
         from .encoders.combined import ConcatPatchEncoder
 

@@ -7,6 +7,8 @@
                            (ONNX, an intermediate output exposed in memory); ppocr.py
     LinePatchEncoder       text-line direction (skew, bending) and paper lighting (shadows
                            against a global threshold); lines.py
+    SkewPatchEncoder       page and tile skew of the text lines by projection profile, as OCR
+                           engines deskew; skew.py
     ConcatPatchEncoder     several encoders' features side by side on one grid; combined.py
     ColPaliFeatureEncoder  ColPali's projection or hidden states of each image patch; colpali.py
     pool_features / page_features   [mean | max | std] pooling into page vectors; pooling.py
@@ -26,6 +28,7 @@ _LAZY = {
     **{name: (".lines", name) for name in ("LINE_FEATURES", "LinePatchEncoder")},
     **{name: (".patches", name) for name in ("ImageLike", "PatchFeatures", "to_gray")},
     **{name: (".pixel", name) for name in ("PIXEL_FEATURES", "PixelPatchEncoder")},
+    **{name: (".skew", name) for name in ("SKEW_FEATURES", "SkewPatchEncoder")},
     **{name: (".pooling", name) for name in ("GLOBAL_FEATURES", "POOL_STATS", "global_features", "page_features",
                                              "pool_features", "pooled_feature_names")},
 }
