@@ -363,13 +363,19 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
             raw = model.predict(Xte[combo], raw=True)
             held = {t: _heldout_metrics(yte[t], pred[t], gte, n_bootstrap) for t in ("cer", "wer")}
             held["cer_raw_spearman"] = float(bootstrap_metrics(yte["cer"], raw["cer"], codes_te, n_bootstrap=1)["spearman"].value)
+            real = np.char.startswith(origin_tr.astype(str), "real/")
             entry["encoders"][combo] = {
                 "n_features": int(Xtr[combo].shape[1]),
                 "cv": {t: {k: _ci(v) for k, v in r.metrics.items()} for t, r in cv.targets.items()},
+                # out of fold on the real documentation pages among the training pages, if any
+                "cv_real_pages_spearman": (float(spearman(ytr["cer"][real], cv.targets["cer"].oof[real]))
+                                           if real.sum() > 2 else None),
                 "heldout": held, "heldout_by_set": _by_set(yte["cer"], pred["cer"], gte, origin_te),
                 "seconds": round(time.perf_counter() - t0, 1)}
             models[combo], oof[combo] = model, cv.targets["cer"].oof
-            print(f"  {combo:<18} CV spearman {cv.targets['cer'].metrics['spearman'].value:.3f}  held-out "
+            cv_real = entry["encoders"][combo]["cv_real_pages_spearman"]
+            print(f"  {combo:<18} CV spearman {cv.targets['cer'].metrics['spearman'].value:.3f}"
+                  + (f" (real pages {cv_real:.3f})" if cv_real is not None else "") + "  held-out "
                   f"spearman {held['cer']['spearman']['value']:.3f} pearson {held['cer']['pearson']['value']:.3f} "
                   f"auc {held['cer']['auc']['value']:.3f}", flush=True)
         best = max(combos, key=lambda c: entry["encoders"][c]["cv"]["cer"]["spearman"]["value"])
@@ -455,15 +461,17 @@ def markdown(report: dict) -> str:
                 f"Held-out: {te['pages']} pages of {te['sources']} sources ({', '.join(te['sets'])}; "
                 f"{te['label_frac_above_0.1']:.0%} with CER > 0.1; {te['excluded_timeouts']} left out). "
                 f"Shipped: **{e['shipped']}**.", "",
-                "| encoder | features | CV Spearman | held-out Spearman | held-out Pearson | MAE | AUC (CER > 0.1) "
-                "| WER Spearman |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "| encoder | features | CV Spearman | CV Spearman, real pages | held-out Spearman | held-out Pearson "
+                "| MAE | AUC (CER > 0.1) | WER Spearman |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, r in e["encoders"].items():
             h = r["heldout"]["cer"]
 
             def c(m):
                 return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
-            out.append(f"| {name} | {r['n_features']} | {r['cv']['cer']['spearman']['value']:.3f} | {c(h['spearman'])} | "
+            cv_real = r.get("cv_real_pages_spearman")
+            out.append(f"| {name} | {r['n_features']} | {r['cv']['cer']['spearman']['value']:.3f} | "
+                       f"{'-' if cv_real is None else f'{cv_real:.3f}'} | {c(h['spearman'])} | "
                        f"{c(h['pearson'])} | {h['mae']['value']:.3f} | {c(h['auc'])} | "
                        f"{r['heldout']['wer']['spearman']['value']:.3f} |")
         out.append("")

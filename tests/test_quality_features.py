@@ -438,6 +438,11 @@ def test_skew_encoder_measures_the_recorded_angle():
             f = enc.encode(img).features.numpy()
             assert abs(f[0, col["page_skew"]] - angle) <= 0.3, (layout, angle, f[0])
             assert (f[:, col["page_skew"]] == f[0, col["page_skew"]]).all()  # the page's value on every patch
+            # the lines' length along their direction, and how far one climbs over it
+            side = img.height if layout == "vertical" else img.width
+            assert 0.3 * side < f[0, col["page_width"]] < side
+            assert f[0, col["page_drift"]] == pytest.approx(
+                f[0, col["page_width"]] * np.tan(np.radians(f[0, col["page_skew"]])), rel=1e-4)
             assert abs(np.median(f[:, col["tile_skew"]]) - angle) <= 0.5 and np.median(f[:, col["tile_bend"]]) <= 0.5
     page = generate_page(3, lang="eng", layout="prose", dpi=150).image.convert("L")
     flat = enc.encode(page).features.numpy()
@@ -445,6 +450,7 @@ def test_skew_encoder_measures_the_recorded_angle():
     assert warped[:, col["tile_bend"]].mean() > flat[:, col["tile_bend"]].mean() + 1.0
     blank = enc.encode(np.full((300, 200), 255, np.uint8)).features.numpy()
     assert (blank[:, col["page_skew"]] == 0).all() and (blank[:, col["page_peak"]] == 1).all()
+    assert (blank[:, col["page_drift"]] == 0).all()
     for kwargs, arg in (({"patch": 2}, "patch"), ({"tile": 0}, "tile"), ({"max_deg": 0.5}, "max_deg")):
         with pytest.raises(ValueError, match=arg):
             SkewPatchEncoder(**kwargs)

@@ -14,12 +14,18 @@ bins; the angle whose profile has the most energy (sum of squared counts) lines 
 Angles are tried from -max_deg to max_deg in 0.5-degree steps, then refined in 0.1-degree steps;
 rows and columns are both tried, so vertical Japanese (tategaki) columns count as lines too.
 
-Per patch (SKEW_FEATURES, D = 4): the page's values repeated on every patch, the tile's on the
+Per patch (SKEW_FEATURES, D = 6): the page's values repeated on every patch, the tile's on the
 patches of that tile (tiles of `tile` x `tile` patches: 256 px, about 1.7 inches at 150 dpi):
 
   page_skew   |angle| in degrees of the page's lines from the nearer axis
   page_peak   how sharply that angle stands out: its profile energy over the median energy of
               all angles tried (1: no line structure; clean lines give several)
+  page_width  how long the lines are: the extent of the ink along them (5th to 95th percentile),
+              in pixels
+  page_drift  page_width * tan(page_skew): how far a line climbs from one end to the other, in
+              pixels. Skew hurts through it: on the generated receipts and forms (lines about 540
+              px) Tesseract's CER does not follow the skew (Spearman -0.03 over 500 captured
+              pages), while a documentation page's 1100-px lines cross into their neighbours
   tile_skew   |angle| of the tile's lines (the page's where the tile holds too little ink)
   tile_bend   |tile angle - page angle|: curl and perspective turn the lines differently across
               the page
@@ -38,7 +44,7 @@ import torch
 
 from .patches import ImageLike, PatchFeatures, to_gray
 
-SKEW_FEATURES = ("page_skew", "page_peak", "tile_skew", "tile_bend")
+SKEW_FEATURES = ("page_skew", "page_peak", "page_width", "page_drift", "tile_skew", "tile_bend")
 
 _COARSE_STEP, _FINE_STEP = 0.5, 0.1
 _PAGE_POINTS, _TILE_POINTS = 40_000, 4_000   # ink pixels sampled: enough for a 0.1-degree profile
@@ -123,7 +129,7 @@ class SkewPatchEncoder:
         return -(-height // self.patch), -(-width // self.patch)
 
     def encode(self, image: ImageLike) -> PatchFeatures:
-        """-> PatchFeatures(features float32 [rows * cols, 4], grid, patch, content None)."""
+        """-> PatchFeatures(features float32 [rows * cols, 6], grid, patch, content None)."""
         gray = to_gray(image)
         H, W = gray.shape
         rows, cols = self.grid_for(H, W)
@@ -135,6 +141,9 @@ class SkewPatchEncoder:
         rng = np.random.default_rng(0)
         pick = rng.choice(len(ys), _PAGE_POINTS, replace=False) if len(ys) > _PAGE_POINTS else slice(None)
         page_angle, page_peak, vertical = text_angle(ys[pick], xs[pick], self.max_deg)
+        along = (ys if vertical else xs)[pick]
+        width = float(np.percentile(along, 95) - np.percentile(along, 5)) if len(along) else 0.0
+        drift = width * abs(float(np.tan(np.deg2rad(page_angle))))
 
         side = self.tile * self.patch
         t_rows, t_cols = -(-H // side), -(-W // side)
@@ -156,8 +165,8 @@ class SkewPatchEncoder:
         r_tile = np.minimum(np.arange(rows) // self.tile, t_rows - 1)
         c_tile = np.minimum(np.arange(cols) // self.tile, t_cols - 1)
         local = tile_angle[r_tile[:, None], c_tile[None, :]].reshape(-1)
-        feats = np.stack([np.full_like(local, abs(page_angle)), np.full_like(local, page_peak),
-                          np.abs(local), np.abs(local - page_angle)], axis=1)
+        page = [abs(page_angle), page_peak, width, drift]
+        feats = np.stack([np.full_like(local, v) for v in page] + [np.abs(local), np.abs(local - page_angle)], axis=1)
         return PatchFeatures(torch.from_numpy(feats.astype(np.float32)), (rows, cols), self.patch, None)
 
     def encode_many(self, images: Sequence[ImageLike]) -> List[PatchFeatures]:
