@@ -422,6 +422,7 @@ def test_skew_encoder_measures_the_recorded_angle():
     themselves; it concatenates with the glyph encoder and a model file rebuilds it."""
     from colkern.quality.degrade import apply_steps
     from colkern.quality.encoders import SKEW_FEATURES, SkewPatchEncoder
+    from colkern.quality.encoders.skew import text_angle
     from colkern.quality.pipeline import make_encoder
     from colkern.quality.synth import generate_page
 
@@ -429,6 +430,8 @@ def test_skew_encoder_measures_the_recorded_angle():
     col = {n: i for i, n in enumerate(SKEW_FEATURES)}
     for lang, layout in (("eng", "prose"), ("jpn", "vertical")):
         page = generate_page(3, lang=lang, layout=layout, dpi=150).image.convert("L")
+        ys, xs = np.nonzero(np.asarray(page) < 128)
+        assert text_angle(ys, xs)[2] == (layout == "vertical")  # rows, or tategaki's columns
         f0 = enc.encode(page).features.numpy()
         assert f0.shape == (int(np.prod(enc.grid_for(page.height, page.width))), len(SKEW_FEATURES))
         assert f0[0, col["page_skew"]] <= 0.2 and f0[0, col["page_peak"]] > 1.2, (layout, f0[0])
