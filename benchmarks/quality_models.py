@@ -353,6 +353,7 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
         print(f"== {key}: train {len(gtr)} pages / {len(set(gtr))} sources, held-out {len(gte)} / "
               f"{len(set(gte))}", flush=True)
         models, oof = {}, {}
+        real = np.char.startswith(origin_tr.astype(str), "real/")  # the real documentation pages
         for combo in combos:
             enc = combo_encoder(combo)
             model = QualityPredictor.for_encoder(enc, engine, engine_config={"lang": lang})
@@ -363,17 +364,15 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
             raw = model.predict(Xte[combo], raw=True)
             held = {t: _heldout_metrics(yte[t], pred[t], gte, n_bootstrap) for t in ("cer", "wer")}
             held["cer_raw_spearman"] = float(bootstrap_metrics(yte["cer"], raw["cer"], codes_te, n_bootstrap=1)["spearman"].value)
-            real = np.char.startswith(origin_tr.astype(str), "real/")
+            # out of fold on the real documentation pages among the training pages, if any
+            cv_real = float(spearman(ytr["cer"][real], cv.targets["cer"].oof[real])) if real.sum() > 2 else None
             entry["encoders"][combo] = {
                 "n_features": int(Xtr[combo].shape[1]),
                 "cv": {t: {k: _ci(v) for k, v in r.metrics.items()} for t, r in cv.targets.items()},
-                # out of fold on the real documentation pages among the training pages, if any
-                "cv_real_pages_spearman": (float(spearman(ytr["cer"][real], cv.targets["cer"].oof[real]))
-                                           if real.sum() > 2 else None),
+                "cv_real_pages_spearman": cv_real,
                 "heldout": held, "heldout_by_set": _by_set(yte["cer"], pred["cer"], gte, origin_te),
                 "seconds": round(time.perf_counter() - t0, 1)}
             models[combo], oof[combo] = model, cv.targets["cer"].oof
-            cv_real = entry["encoders"][combo]["cv_real_pages_spearman"]
             print(f"  {combo:<18} CV spearman {cv.targets['cer'].metrics['spearman'].value:.3f}"
                   + (f" (real pages {cv_real:.3f})" if cv_real is not None else "") + "  held-out "
                   f"spearman {held['cer']['spearman']['value']:.3f} pearson {held['cer']['pearson']['value']:.3f} "

@@ -30,13 +30,14 @@ patches of that tile (tiles of `tile` x `tile` patches: 256 px, about 1.7 inches
   tile_bend   |tile angle - page angle|: curl and perspective turn the lines differently across
               the page
 
-~0.05 s for a 1240 x 1750 page on one core. Sizes are in pixels at 150 dpi and scale with nothing:
-train and predict at one resolution (colkern.quality.pipeline resamples pages to the model's DPI).
+~0.07 s (0.05-0.10) for a 1275 x 1650 page (AMD EPYC Zen 4; LinePatchEncoder 0.17 s there).
+Sizes are in pixels at 150 dpi and scale with nothing: train and predict at one resolution
+(colkern.quality.pipeline resamples pages to the model's DPI).
 No content mask: concatenate it after an encoder with one.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -77,7 +78,7 @@ def _best_angle(ys: np.ndarray, xs: np.ndarray, lo: float, hi: float) -> Tuple[f
     return float(fine[int(np.argmax(fine_energy))]), peak
 
 
-def text_angle(ys: np.ndarray, xs: np.ndarray, max_deg: float = 10.0, *, vertical=None,
+def text_angle(ys: np.ndarray, xs: np.ndarray, max_deg: float = 10.0, *, vertical: Optional[bool] = None,
                around: float = 0.0) -> Tuple[float, float, bool]:
     """(signed angle in degrees, peak ratio, vertical) of the text lines through the ink points
     (ys, xs): rows, or columns (vertical=True), whichever line up more sharply unless `vertical`
