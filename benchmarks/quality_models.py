@@ -61,6 +61,9 @@ Plans:
                44, 45). Its data root was rebuilt with --engines tesseract for every set (and
                build-train --engines tesseract), so the sets listed above with RapidOCR first are
                steered by Tesseract's CER here: same seeds and source documents, other severities.
+    border     the skew plan's sets, with the border encoder (BorderPatchEncoder: a scanner lid's or
+               the desk's dark band along the page edges) added to the skew combination; the
+               combination is computed from the cached skew one (EXTENDED), not encoded again.
 
 Samples whose OCR call timed out are left out of training and scoring (on a shared, loaded
 machine a timeout says more about the machine than the page); their number is reported.
@@ -126,6 +129,8 @@ PLANS["real"] = {key: {"train": cfg["train"] + [f"real/realtrain-camera-{key[1]}
 PLANS["skew"] = {key: {"train": cfg["train"] + [f"{key[1]}-scanner"],
                        "heldout": cfg["heldout"] + [f"{key[1]}-scanner-heldout"]}
                  for key, cfg in PLANS["real"].items() if key[0] == "tesseract"}
+# "border": the skew plan's sets and models, with the border encoder (BorderPatchEncoder) among the combos.
+PLANS["border"] = PLANS["skew"]
 DEFAULT_PLAN = "more-data"
 # The models shipped before a plan's run (copies: the shipped files are overwritten by --ship),
 # with the data sets each was trained on (left out where it is scored).
@@ -154,11 +159,19 @@ COMBOS = {
     "glyph+pixel+ppocr": ["glyph", "pixel32", "ppocr"],
     "glyph+pixel+ppocr+lines": ["glyph", "pixel32", "ppocr", "lines"],
     "glyph+pixel+ppocr+lines+skew": ["glyph", "pixel32", "ppocr", "lines", "skew"],
+    "glyph+pixel+ppocr+lines+skew+border": ["glyph", "pixel32", "ppocr", "lines", "skew", "border"],
 }
+# Combos computed from a cached combo and one more encoder, without encoding the page again with
+# every part (the PP-OCR network takes most of the time): combo -> (cached combo, added encoder).
+# Pooling is column-wise, so pool(concat(A..., B)) is pool(A...)'s columns with B's inserted after
+# each block of them, B pooled over the content mask of A's first part (_splice).
+EXTENDED = {"glyph+pixel+ppocr+lines+skew+border": ("glyph+pixel+ppocr+lines+skew", "border")}
+ENCODED = [c for c in COMBOS if c not in EXTENDED]
 CACHE = "bench-features-v1.npz"
 
 
 def _base_encoders():
+    from colkern.quality.encoders.border import BorderPatchEncoder
     from colkern.quality.encoders.glyph import GlyphPatchEncoder
     from colkern.quality.encoders.lines import LinePatchEncoder
     from colkern.quality.encoders.pixel import PixelPatchEncoder
@@ -166,7 +179,8 @@ def _base_encoders():
     from colkern.quality.encoders.skew import SkewPatchEncoder
 
     return {"glyph": GlyphPatchEncoder(32), "pixel16": PixelPatchEncoder(16), "pixel32": PixelPatchEncoder(32),
-            "ppocr": PPOCRPatchEncoder(32), "lines": LinePatchEncoder(32), "skew": SkewPatchEncoder(32)}
+            "ppocr": PPOCRPatchEncoder(32), "lines": LinePatchEncoder(32), "skew": SkewPatchEncoder(32),
+            "border": BorderPatchEncoder(32)}
 
 
 def combo_encoder(name: str):
@@ -179,26 +193,62 @@ def combo_encoder(name: str):
 _ENC = None
 
 
-def _encode_one(image_path: str) -> Dict[str, np.ndarray]:
+def _worker_image(image_path: str):
     global _ENC
     import torch
     from PIL import Image
-
-    from colkern.quality.encoders.combined import concat_patch_features
-    from colkern.quality.encoders.pooling import pool_features
 
     if _ENC is None:
         torch.set_num_threads(1)
         _ENC = _base_encoders()
     with Image.open(image_path) as im:
         im.load()
-        image = im.copy()
-    base = {k: e.encode(image) for k, e in _ENC.items()}
+        return im.copy()
+
+
+def _encode_one(image_path: str) -> Dict[str, np.ndarray]:
+    """Every ENCODED combo's pooled page vector of one page."""
+    from colkern.quality.encoders.combined import concat_patch_features
+    from colkern.quality.encoders.pooling import pool_features
+
+    image = _worker_image(image_path)
+    base = {k: _ENC[k].encode(image) for k in dict.fromkeys(p for c in ENCODED for p in COMBOS[c])}
     out = {}
-    for combo, parts in COMBOS.items():
+    for combo in ENCODED:
+        parts = COMBOS[combo]
         pf = base[parts[0]] if len(parts) == 1 else concat_patch_features([base[p] for p in parts])
         out[combo] = pool_features([pf]).numpy()[0]
     return out
+
+
+def _extend_one(task) -> np.ndarray:
+    """(image path, EXTENDED combo) -> the pooled vector of [the cached combo's first part, the
+    added encoder] for _splice."""
+    from colkern.quality.encoders.combined import concat_patch_features
+    from colkern.quality.encoders.pooling import pool_features
+
+    image_path, combo = task
+    cached, added = EXTENDED[combo]
+    image = _worker_image(image_path)
+    pf = concat_patch_features([_ENC[COMBOS[cached][0]].encode(image), _ENC[added].encode(image)])
+    return pool_features([pf]).numpy()[0]
+
+
+def _splice(cached: np.ndarray, pair: np.ndarray, d_first: int, d_added: int) -> np.ndarray:
+    """The pooled vector of the cached combo with the added encoder's columns inserted after each
+    of its six blocks ([mean | max | std] over all and over content patches), then the two global
+    columns; `pair` is _extend_one's vector (first part and added encoder, d_first and d_added
+    features)."""
+    d_cached = (len(cached) - 2) // 6
+    if len(cached) != 6 * d_cached + 2 or len(pair) != 6 * (d_first + d_added) + 2:
+        raise ValueError(f"_splice: vector lengths {len(cached)}, {len(pair)} do not fit D {d_cached}, "
+                         f"{d_first} + {d_added}")
+    if not np.array_equal(cached[-2:], pair[-2:], equal_nan=True):
+        raise ValueError("_splice: the two vectors were pooled over different content masks")
+    w = d_first + d_added
+    blocks = [np.concatenate([cached[b * d_cached:(b + 1) * d_cached], pair[b * w + d_first:(b + 1) * w]])
+              for b in range(6)]
+    return np.concatenate(blocks + [cached[-2:]])
 
 
 def _load_cache(root: str) -> Dict[str, Dict[str, np.ndarray]]:
@@ -207,7 +257,9 @@ def _load_cache(root: str) -> Dict[str, Dict[str, np.ndarray]]:
         return {}
     with np.load(path) as z:
         ids = z["ids"].tolist()
-        return {c: dict(zip(ids, z[c])) for c in COMBOS if c in z}
+        out = {c: dict(zip(ids, z[c])) for c in ENCODED if c in z}
+        out.update({c: dict(zip(z[f"{c}::ids"].tolist(), z[c])) for c in EXTENDED if c in z})
+        return out
 
 
 def _save_cache(root: str, cache: Dict[str, Dict[str, np.ndarray]]) -> None:
@@ -215,9 +267,15 @@ def _save_cache(root: str, cache: Dict[str, Dict[str, np.ndarray]]) -> None:
 
     from colkern._atomic import atomic_write_bytes
 
-    ids = sorted(set.intersection(*(set(cache[c]) for c in COMBOS)))  # samples with every combo
+    ids = sorted(set.intersection(*(set(cache[c]) for c in ENCODED)))  # samples with every encoded combo
+    arrays = {c: np.stack([cache[c][i] for i in ids]) for c in ENCODED}
+    for c in EXTENDED:                       # added later, under their own ids
+        ext_ids = sorted(cache.get(c, {}))
+        if ext_ids:
+            arrays[c] = np.stack([cache[c][i] for i in ext_ids])
+            arrays[f"{c}::ids"] = np.array(ext_ids)
     buf = io.BytesIO()
-    np.savez(buf, ids=np.array(ids), **{c: np.stack([cache[c][i] for i in ids]) for c in COMBOS})
+    np.savez(buf, ids=np.array(ids), **arrays)
     atomic_write_bytes(os.path.join(root, CACHE), buf.getvalue())
 
 
@@ -235,20 +293,39 @@ def features(data_root: str, workers: int = 2, names=None, plan: str = DEFAULT_P
         ds = load_dataset(root)
         loaded = _load_cache(root)
         cache = {c: loaded.get(c, {}) for c in COMBOS}
-        todo = [s for s in ds if any(s.sample_id not in cache[c] for c in COMBOS)]
+        todo = [s for s in ds if any(s.sample_id not in cache[c] for c in ENCODED)]
         print(f"{name}: {len(ds)} samples, {len(todo)} to encode", flush=True)
+        ctx = multiprocessing.get_context("spawn")
+        if todo:
+            t0 = time.perf_counter()
+            with ctx.Pool(workers) as pool:
+                for k, (s, feats) in enumerate(zip(todo, pool.imap(_encode_one, [s.image_path for s in todo],
+                                                                    chunksize=4))):
+                    for c, v in feats.items():
+                        cache[c][s.sample_id] = v
+                    if (k + 1) % 100 == 0:
+                        _save_cache(root, cache)
+            _save_cache(root, cache)
+            print(f"{name}: encoded {len(todo)} pages in {time.perf_counter() - t0:.0f} s", flush=True)
+        _extend(root, ds, cache, ctx, workers)
+
+
+def _extend(root: str, ds, cache, ctx, workers: int) -> None:
+    """The EXTENDED combos of the samples that have their cached combo and lack them."""
+    encoders = _base_encoders()
+    for combo, (cached, added) in EXTENDED.items():
+        todo = [s for s in ds if s.sample_id in cache[cached] and s.sample_id not in cache[combo]]
         if not todo:
             continue
+        dims = len(encoders[COMBOS[cached][0]].feature_names()), len(encoders[added].feature_names())
         t0 = time.perf_counter()
-        ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(workers) as pool:
-            for k, (s, feats) in enumerate(zip(todo, pool.imap(_encode_one, [s.image_path for s in todo], chunksize=4))):
-                for c, v in feats.items():
-                    cache[c][s.sample_id] = v
-                if (k + 1) % 100 == 0:
-                    _save_cache(root, cache)
+            tasks = [(s.image_path, combo) for s in todo]
+            for s, pair in zip(todo, pool.imap(_extend_one, tasks, chunksize=4)):
+                cache[combo][s.sample_id] = _splice(cache[cached][s.sample_id], pair, *dims)
         _save_cache(root, cache)
-        print(f"{name}: encoded {len(todo)} pages in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"{os.path.basename(root)}: {combo} added to {len(todo)} pages in {time.perf_counter() - t0:.0f} s",
+              flush=True)
 
 
 def _stack(data_root: str, names: List[str], engine: str, combos=None):

@@ -462,3 +462,56 @@ def test_skew_encoder_measures_the_recorded_angle():
     pf = both.encode(page)
     assert pf.features.shape[1] == len(both.feature_names()) and pf.content is not None
     assert make_encoder("skew", enc.params()).params() == enc.params()
+
+
+def test_border_encoder_finds_the_scanner_band():
+    """BorderPatchEncoder: a clean page has no border; the scanner's border op is found on the
+    edges it names, covering the share of the page it painted (within 1%), at its tone; the
+    patches along it are covered and their neighbours near it; a dark box inside the page and a
+    rule touching one edge are not a border; bad parameters name themselves; it concatenates with
+    the glyph encoder and a model file rebuilds it."""
+    from colkern.quality.degrade import apply_steps
+    from colkern.quality.encoders import BORDER_FEATURES, BorderPatchEncoder
+    from colkern.quality.pipeline import make_encoder
+    from colkern.quality.synth import generate_page
+
+    enc = BorderPatchEncoder()
+    col = {n: i for i, n in enumerate(BORDER_FEATURES)}
+    page = generate_page(3, lang="eng", layout="prose", dpi=150).image.convert("L")
+    clean = enc.encode(page).features.numpy()
+    assert clean.shape == (int(np.prod(enc.grid_for(page.height, page.width))), len(BORDER_FEATURES))
+    assert (clean[:, col["cover"]] == 0).all() and (clean[:, col["near"]] == 0).all()
+    assert clean[0, col["page_frac"]] == 0 and clean[0, col["page_edges"]] == 0 and clean[0, col["page_gap"]] == 1
+    grey = np.asarray(page).astype(np.int16)
+    rows, cols = enc.grid_for(page.height, page.width)
+    for seed in range(4):
+        img, rec = apply_steps(page, [("border", 1.0)], seed=seed)
+        params = rec[0]["params"]
+        band = np.abs(np.asarray(img).astype(np.int16) - grey) > 8        # the pixels the op painted
+        f = enc.encode(img).features.numpy()
+        assert (f[:, col["page_frac"]] == f[0, col["page_frac"]]).all()  # the page's value on every patch
+        assert f[0, col["page_edges"]] == len(params["edges"]), (params, f[0])
+        assert abs(f[0, col["page_frac"]] - band.mean()) < 0.01, (params, band.mean(), f[0])
+        assert abs(f[0, col["page_tone"]] - params["tone"] / 255.0) < 0.05, (params, f[0])
+        cover = f[:, col["cover"]].reshape(rows, cols)
+        outer = {"top": cover[0], "bottom": cover[-1], "left": cover[:, 0], "right": cover[:, -1]}
+        for edge, line in outer.items():
+            assert (np.median(line) > 0.5) == (edge in params["edges"]), (edge, params)
+        assert cover[rows // 2, cols // 2] == 0
+        near = f[:, col["near"]].reshape(rows, cols)
+        assert near.sum() > (cover > 0.5).sum() and (near[cover > 0.5] == 1).all()
+    boxed = np.asarray(page).copy()
+    h, w = boxed.shape
+    boxed[h // 3:h // 2, w // 4:w // 2] = 20             # a dark figure inside the page
+    boxed[:h // 6, :40] = 20                             # a rule at the margin along a sixth of the left edge
+    f = enc.encode(boxed).features.numpy()
+    assert f[0, col["page_edges"]] == 0 and (f[:, col["cover"]] == 0).all(), f[0]
+    assert (enc.encode(np.full((300, 200), 255, np.uint8)).features.numpy()[:, col["page_frac"]] == 0).all()
+    for kwargs, arg in (({"patch": 2}, "patch"), ({"min_run": 0}, "min_run"), ({"reach": -1}, "reach")):
+        with pytest.raises(ValueError, match=arg):
+            BorderPatchEncoder(**kwargs)
+    both = make_encoder("concat", {"parts": [{"name": "glyph", "params": {"patch": 32}},
+                                             {"name": "border", "params": enc.params()}]})
+    pf = both.encode(img)
+    assert pf.features.shape[1] == len(both.feature_names()) and pf.content is not None
+    assert make_encoder("border", enc.params()).params() == enc.params()

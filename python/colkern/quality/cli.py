@@ -38,7 +38,8 @@ def add_commands(sub) -> None:
     t.add_argument("--engine", default=None, help="whose labels to learn (default: the data set's first)")
     t.add_argument("--encoder", default="glyph",
                    help="patch features: glyph (binarised connected components, default), pixel (pixel "
-                        "statistics), ppocr (the PP-OCR detector's feature map), or parts joined by '+' "
+                        "statistics), ppocr (the PP-OCR detector's feature map), lines (line direction, lighting), "
+                        "skew (projection-profile skew), border (dark bands along the edges), or parts joined by '+' "
                         "(e.g. glyph+ppocr: concatenated on the 32-px grid)")
     t.add_argument("--cv", type=int, default=5, help="grouped k-fold folds to report first (0: none)")
     t.add_argument("--seed", type=int, default=0)
@@ -84,7 +85,7 @@ def _build(args) -> int:
 
 
 def encoder_from_spec(spec: str):
-    """"glyph", "pixel", "ppocr", "lines", "skew", or parts joined by "+" (a ConcatPatchEncoder on the
+    """"glyph", "pixel", "ppocr", "lines", "skew", "border", or parts joined by "+" (a ConcatPatchEncoder on the
     32-px grid: the pixel part then uses 32-px patches)."""
     from .pipeline import make_encoder
 

@@ -72,22 +72,24 @@ DEFAULT_ENCODER = "glyph"
 
 
 def _encoder_classes() -> Dict[str, type]:
+    from .encoders.border import BorderPatchEncoder
     from .encoders.lines import LinePatchEncoder
     from .encoders.ppocr import PPOCRPatchEncoder
     from .encoders.skew import SkewPatchEncoder
 
     return {"glyph": GlyphPatchEncoder, "pixel": PixelPatchEncoder, "ppocr": PPOCRPatchEncoder,
-            "lines": LinePatchEncoder, "skew": SkewPatchEncoder}
+            "lines": LinePatchEncoder, "skew": SkewPatchEncoder, "border": BorderPatchEncoder}
 
 
-BUILT_IN_ENCODERS = ("glyph", "pixel", "ppocr", "lines", "skew", "concat")
+BUILT_IN_ENCODERS = ("glyph", "pixel", "ppocr", "lines", "skew", "border", "concat")
 
 
 def make_encoder(name: str = DEFAULT_ENCODER, params: Optional[dict] = None):
     """The encoder a model names, built from its stored params: "glyph" (the default,
     GlyphPatchEncoder), "pixel" (PixelPatchEncoder), "ppocr" (PPOCRPatchEncoder: the PP-OCR
     detector's feature map), "lines" (LinePatchEncoder: text-line direction and paper lighting),
-    "skew" (SkewPatchEncoder: page and tile skew by projection profile) or "concat"
+    "skew" (SkewPatchEncoder: page and tile skew by projection profile), "border"
+    (BorderPatchEncoder: a scanner's or the desk's dark band along the page edges) or "concat"
     (ConcatPatchEncoder; params {"parts": [{"name", "params"}, ...]}). A ColPali encoder needs a
     model directory: build it with colkern.quality.encoders.ColPaliFeatureEncoder."""
     if name == "concat":

@@ -9,6 +9,8 @@
                            against a global threshold); lines.py
     SkewPatchEncoder       page and tile skew of the text lines by projection profile, as OCR
                            engines deskew; skew.py
+    BorderPatchEncoder     dark bands along the page's edges (a scanner lid, the desk beyond a
+                           photographed page); border.py
     ConcatPatchEncoder     several encoders' features side by side on one grid; combined.py
     ColPaliFeatureEncoder  ColPali's projection or hidden states of each image patch; colpali.py
     pool_features / page_features   [mean | max | std] pooling into page vectors; pooling.py
@@ -29,6 +31,7 @@ _LAZY = {
     **{name: (".patches", name) for name in ("ImageLike", "PatchFeatures", "to_gray")},
     **{name: (".pixel", name) for name in ("PIXEL_FEATURES", "PixelPatchEncoder")},
     **{name: (".skew", name) for name in ("SKEW_FEATURES", "SkewPatchEncoder")},
+    **{name: (".border", name) for name in ("BORDER_FEATURES", "BorderPatchEncoder")},
     **{name: (".pooling", name) for name in ("GLOBAL_FEATURES", "POOL_STATS", "global_features", "page_features",
                                              "pool_features", "pooled_feature_names")},
 }
