@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import sys
+from typing import Dict, List
 
 import numpy as np
 
@@ -132,24 +133,36 @@ def _text_page(text: str, lang: str) -> bool:
     return sum(c.isascii() and c.isalnum() for c in chars) >= 0.6 * len(chars)
 
 
-def train_sources(lang: str, pool_root: str, work: str, seed: int):
-    """TRAIN_PAGES_PER_PDF pages per pool PDF, drawn with the seed among its pages that pass
-    _text_page, rendered as the evaluation pages are."""
+def _draw_pages(lang: str, pool_root: str, work: str, seed: int, avoid=None) -> Dict[str, List[int]]:
+    """{pool PDF: the TRAIN_PAGES_PER_PDF pages drawn with the seed} among each PDF's pages that
+    pass _text_page and are not in avoid[PDF]."""
     import pymupdf
 
-    from colkern.quality.synth import pages_from_pdf
-
     rng = np.random.default_rng(seed)
-    out = []
+    out = {}
     for rel in TRAIN_POOL[lang]:
         path = os.path.join(pool_root, rel)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} is missing: unpack the packages into --pool-root (see TRAIN_POOL)")
-        pdf = _local_pdf(path, work)
-        with pymupdf.open(pdf) as doc:
-            ok = [k for k in range(doc.page_count) if _text_page(doc[k].get_text("text"), lang)]
-        chosen = sorted(int(k) for k in rng.choice(ok, size=min(TRAIN_PAGES_PER_PDF, len(ok)), replace=False))
-        for page in pages_from_pdf(pdf, lang=lang, dpi=DPI, pages=chosen):
+        with pymupdf.open(_local_pdf(path, work)) as doc:
+            ok = [k for k in range(doc.page_count) if _text_page(doc[k].get_text("text"), lang)
+                  and k not in (avoid or {}).get(rel, ())]
+        out[rel] = sorted(int(k) for k in rng.choice(ok, size=min(TRAIN_PAGES_PER_PDF, len(ok)), replace=False))
+    return out
+
+
+def train_sources(lang: str, pool_root: str, work: str, seed: int, avoid_seeds=()):
+    """TRAIN_PAGES_PER_PDF pages per pool PDF, drawn with the seed among its pages that pass
+    _text_page (and that the draws of avoid_seeds did not take), rendered as the evaluation pages are."""
+    from colkern.quality.synth import pages_from_pdf
+
+    avoid: Dict[str, set] = {}
+    for other in avoid_seeds:
+        for rel, pages in _draw_pages(lang, pool_root, work, other).items():
+            avoid.setdefault(rel, set()).update(pages)
+    out = []
+    for rel, chosen in _draw_pages(lang, pool_root, work, seed, avoid).items():
+        for page in pages_from_pdf(_local_pdf(os.path.join(pool_root, rel), work), lang=lang, dpi=DPI, pages=chosen):
             page.meta["package_file"] = rel
             out.append(page)
     return out
@@ -176,18 +189,24 @@ def build(work: str, variants: int, workers: int, engines, capture: str = "none"
         print(report.summary(), flush=True)
 
 
-# Training sets from TRAIN_POOL: capture mode -> (directory prefix, seed per language).
-TRAIN_SETS = {"camera": ("realtrain-camera", {"eng": 34, "jpn": 35}),
-              "none": ("realtrain", {"eng": 36, "jpn": 37}),
-              "scanner": ("realtrain-scanner", {"eng": 38, "jpn": 39})}
+# Training sets from TRAIN_POOL: name -> (directory prefix, seed per language, capture mode).
+TRAIN_SETS = {"camera": ("realtrain-camera", {"eng": 34, "jpn": 35}, "camera"),
+              "none": ("realtrain", {"eng": 36, "jpn": 37}, "none"),
+              "scanner": ("realtrain-scanner", {"eng": 38, "jpn": 39}, "scanner"),
+              # second draws (benchmarks/quality_models.py --plan more-real): pages of the same PDFs
+              # that none of the first draws took
+              "camera2": ("realtrain-camera2", {"eng": 48, "jpn": 49}, "camera"),
+              "scanner2": ("realtrain-scanner2", {"eng": 46, "jpn": 47}, "scanner")}
+_FIRST_DRAWS = ("camera", "none", "scanner")
 
 
-def build_train(work: str, pool_root: str, variants: int, workers: int, engines, capture: str, langs) -> None:
+def build_train(work: str, pool_root: str, variants: int, workers: int, engines, name: str, langs) -> None:
     from colkern.quality.dataset import build_dataset
 
-    prefix, seeds = TRAIN_SETS[capture]
+    prefix, seeds, capture = TRAIN_SETS[name]
     for lang in langs:
-        sources = train_sources(lang, pool_root, work, seeds[lang])
+        avoid = [TRAIN_SETS[n][1][lang] for n in _FIRST_DRAWS] if name not in _FIRST_DRAWS else []
+        sources = train_sources(lang, pool_root, work, seeds[lang], avoid)
         print(f"{lang}: {len(sources)} real training pages", flush=True)
         report = build_dataset(os.path.join(work, f"{prefix}-{lang}"), sources=sources, variants_per_source=variants,
                                engines=tuple(engines), seed=seeds[lang], workers=workers, timeout=60.0,
@@ -293,6 +312,9 @@ def pooled(work: str, out_dir: str, previous_dir: str, n_bootstrap: int) -> dict
             groups += [f"{capture}:{g}" for g in ds.groups()[keep]]
             pn.append(new.predict(_features(ds, new)[keep])["cer"])
             po.append(old.predict(_features(ds, old)[keep])["cer"])
+        if not y:
+            print(f"{engine}/{lang}: no evaluation set with its labels, skipped", flush=True)
+            continue
         y, pn, po, groups = np.concatenate(y), np.concatenate(pn), np.concatenate(po), np.array(groups)
         members = [np.nonzero(groups == g)[0] for g in np.unique(groups)]
         diffs = []
