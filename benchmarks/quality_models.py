@@ -64,6 +64,9 @@ Plans:
     border     the skew plan's sets, with the border encoder (BorderPatchEncoder: a scanner lid's or
                the desk's dark band along the page edges) added to the skew combination; the
                combination is computed from the cached skew one (EXTENDED), not encoded again.
+    more-real  the border plan plus second draws of real training pages (quality_real_pages.py
+               build-train --capture scanner2 / camera2: two more pages of each pool PDF, none
+               that the first draws took; seeds 46-49), scanned and photographed.
 
 Samples whose OCR call timed out are left out of training and scoring (on a shared, loaded
 machine a timeout says more about the machine than the page); their number is reported.
@@ -131,6 +134,11 @@ PLANS["skew"] = {key: {"train": cfg["train"] + [f"{key[1]}-scanner"],
                  for key, cfg in PLANS["real"].items() if key[0] == "tesseract"}
 # "border": the skew plan's sets and models, with the border encoder (BorderPatchEncoder) among the combos.
 PLANS["border"] = PLANS["skew"]
+# "more-real": the border plan plus second draws of real training pages, scanned and photographed
+# (quality_real_pages.py build-train --capture scanner2 / camera2: other pages of the same PDFs).
+PLANS["more-real"] = {key: {"train": cfg["train"] + [f"real/realtrain-scanner2-{key[1]}", f"real/realtrain-camera2-{key[1]}"],
+                            "heldout": cfg["heldout"]}
+                      for key, cfg in PLANS["border"].items()}
 DEFAULT_PLAN = "more-data"
 # The models shipped before a plan's run (copies: the shipped files are overwritten by --ship),
 # with the data sets each was trained on (left out where it is scored).
@@ -148,6 +156,8 @@ PREVIOUS = {
     "real": {key: (f"{key[0]}-{key[1]}.colq", cfg["train"]) for key, cfg in PLANS["camera"].items()},
     # the real plan's models: the generated scanner sets never seen
     "skew": {key: (f"{key[0]}-{key[1]}.colq", PLANS["real"][key]["train"]) for key in PLANS["skew"]},
+    # the border plan's models: the second draws of real pages never seen
+    "more-real": {key: (f"{key[0]}-{key[1]}.colq", PLANS["border"][key]["train"]) for key in PLANS["more-real"]},
 }
 # combination name -> the base encodings it concatenates (first part's content mask)
 COMBOS = {

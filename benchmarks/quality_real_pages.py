@@ -17,6 +17,7 @@ shipped models scored on them (never trained or tuned on them).
     python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture camera
     python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture none --variants 2
     python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture scanner
+    python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture scanner2  # and camera2
 
 English: Debian Developer's Reference (Sphinx / LaTeX), Debian Policy (Sphinx), the Filesystem
 Hierarchy Standard (DocBook), the gri manual (texinfo), the New Maintainers' Guide (DocBook /

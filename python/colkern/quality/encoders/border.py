@@ -11,12 +11,15 @@ lid's shadow along two edges that Tesseract read at 0.008; painting the band whi
 prediction to 0.07. Whether a border hurts depends on the engine and the language: Tesseract
 English mostly skips it, Tesseract Japanese reads characters into a textured band (a Japanese page
 with a border read at CER 0.55 was predicted 0.09 once the band was painted out). So the band is
-not erased: it is measured, and the model learns what it costs.
+not erased: it is measured, and the model learns what it costs. In the `border` training run
+(benchmarks/quality_models.py --plan border) CV chose it for Tesseract Japanese (0.905 against
+0.903) and not for English (0.888 against 0.889).
 
 Detection, per edge: in each line perpendicular to the edge (each column for the top edge), the
 run of dark pixels starting at the edge ("dark": below half-way from the page's ink level to its
 paper level, both percentiles of a smoothed copy). Runs shorter than `min_run` pixels are text or
-noise touching the edge, not a band; a wavering or slanted band (a lid, a page photographed at
+noise touching the edge, not a band, and an edge has a band only where runs cover a quarter of
+it (a figure or a rule in the margin covers less); a wavering or slanted band (a lid, a page photographed at
 an angle) keeps its shape because every line has its own depth.
 
 Per patch (BORDER_FEATURES, D = 7): the patch's own cover and nearness, the page's values on every
@@ -33,8 +36,9 @@ patch (as SkewPatchEncoder repeats the page skew):
   page_gap      pixels between the band and the nearest ink on the page side, over the page's
                 larger side (1 without a band): how close the text runs to the border
 
-~0.02 s for a 1275 x 1650 page (AMD EPYC Zen 4). Sizes are in pixels at 150 dpi and scale with
-nothing: train and predict at one resolution (colkern.quality.pipeline resamples pages to the
+0.04-0.34 s (median 0.08) for a 1275 x 1650 page, the most with a band on the page (AMD EPYC
+Zen 4, measured while a data set build used both cores). Sizes are in pixels at 150 dpi and scale
+with nothing: train and predict at one resolution (colkern.quality.pipeline resamples pages to the
 model's DPI). No content mask: concatenate it after an encoder with one.
 """
 from __future__ import annotations
