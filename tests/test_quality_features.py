@@ -1,5 +1,6 @@
 """colkern.quality.encoders: the pixel patch encoder, the ColPali adapter and page pooling."""
 import io
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -515,3 +516,31 @@ def test_border_encoder_finds_the_scanner_band():
     pf = both.encode(img)
     assert pf.features.shape[1] == len(both.feature_names()) and pf.content is not None
     assert make_encoder("border", enc.params()).params() == enc.params()
+
+
+def test_a_combination_spliced_onto_a_cached_one_equals_encoding_it_whole(tmp_path, monkeypatch):
+    """benchmarks/quality_models.py adds the border encoder to the cached skew combination by
+    splicing pooled columns (EXTENDED, _splice): the result must be the vector the shipped
+    model's ConcatPatchEncoder computes from the page, column for column."""
+    import importlib
+    import sys
+
+    from colkern.quality.encoders.pooling import pool_features
+    from colkern.quality.synth import generate_page
+
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    qm = importlib.import_module("quality_models")
+    monkeypatch.setattr(qm, "_ENC", qm._base_encoders())   # not the workers' one-thread setup
+    page = generate_page(4, lang="eng", layout="receipt", dpi=150).image.convert("L")
+    bordered = np.asarray(page).copy()
+    bordered[:, :40] = 30                                 # a lid's band, so the border columns are not all zero
+    path = str(tmp_path / "page.png")
+    Image.fromarray(bordered).save(path)
+    for combo, (cached, added) in qm.EXTENDED.items():
+        whole = pool_features([qm.combo_encoder(combo).encode(Image.open(path))]).numpy()[0]
+        dims = len(qm._ENC[qm.COMBOS[cached][0]].feature_names()), len(qm._ENC[added].feature_names())
+        spliced = qm._splice(qm._encode_one(path)[cached], qm._extend_one((path, combo)), *dims)
+        assert spliced.shape == whole.shape and np.array_equal(spliced, whole, equal_nan=True), combo
+        with pytest.raises(ValueError, match="lengths"):
+            qm._splice(qm._encode_one(path)[cached][:-1], qm._extend_one((path, combo)), *dims)
+    sys.modules.pop("quality_models", None)
