@@ -544,3 +544,22 @@ def test_a_combination_spliced_onto_a_cached_one_equals_encoding_it_whole(tmp_pa
         with pytest.raises(ValueError, match="lengths"):
             qm._splice(qm._encode_one(path)[cached][:-1], qm._extend_one((path, combo)), *dims)
     sys.modules.pop("quality_models", None)
+
+
+@pytest.mark.parametrize("cls, kw", [("GlyphPatchEncoder", {}), ("PixelPatchEncoder", {"edge": "pad"}),
+                                     ("LinePatchEncoder", {}), ("SkewPatchEncoder", {}), ("BorderPatchEncoder", {})])
+def test_tiled_encoders_share_grid_names_and_repr(cls, kw):
+    """What TiledPatchEncoder gives every square-grid encoder: the padded grid the encoder's own
+    output has, names as long as its rows, a repr that rebuilds it, and the patch check."""
+    import colkern.quality.encoders as encoders
+
+    enc = getattr(encoders, cls)(patch=24, **kw)
+    page = text_page(width=170, height=300)
+    pf = enc.encode(page)
+    assert enc.grid_for(300, 170) == pf.grid == (13, 8)            # ceil(300 / 24), ceil(170 / 24)
+    assert len(enc.feature_names()) == pf.features.shape[1] == len(enc.FEATURES)
+    again = eval(repr(enc), {cls: getattr(encoders, cls)})
+    assert type(again) is type(enc) and again.params() == enc.params()
+    assert enc.encode_many([page])[0].features.equal(pf.features)
+    with pytest.raises(ValueError, match=f"{cls}: patch must be an int >= 4, got 3"):
+        getattr(encoders, cls)(patch=3)

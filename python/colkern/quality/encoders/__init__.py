@@ -15,6 +15,8 @@
     ColPaliFeatureEncoder  ColPali's projection or hidden states of each image patch; colpali.py
     pool_features / page_features   [mean | max | std] pooling into page vectors; pooling.py
     PatchFeatures / to_gray         what every encoder produces and accepts; patches.py
+    TiledPatchEncoder               the square-grid encoders' shared grid, names, repr and
+                                    encode_many; tiled.py
 
 An encoder has `name`, `has_content_mask`, `params()` (JSON-able, stored in a model file),
 `feature_names()`, `encode(image)` and `encode_many(images)`. Names load on first use, so importing

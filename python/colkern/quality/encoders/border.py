@@ -43,13 +43,14 @@ model's DPI). No content mask: concatenate it after an encoder with one.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 
 from .patches import ImageLike, PatchFeatures, to_gray
+from .tiled import TiledPatchEncoder, check_patch
 
 BORDER_FEATURES = ("cover", "near", "page_frac", "page_edges", "page_tone", "page_texture", "page_gap")
 
@@ -69,10 +70,16 @@ def edge_runs(dark: np.ndarray) -> Dict[str, np.ndarray]:
     return {"top": run(dark), "bottom": run(dark[::-1]), "left": run(dark.T), "right": run(dark.T[::-1])}
 
 
-def border_mask(gray: np.ndarray, min_run: int) -> Tuple[np.ndarray, int]:
-    """(bool [H, W] border pixels, edges with a band) of a grey page in 0..1."""
+def smoothed(gray: np.ndarray) -> np.ndarray:
+    """The page box-filtered over _SMOOTH px, which both the band and the ink beside it are read from."""
+    return cv2.blur(gray, (_SMOOTH, _SMOOTH))
+
+
+def border_mask(gray: np.ndarray, min_run: int, smooth: Optional[np.ndarray] = None) -> Tuple[np.ndarray, int]:
+    """(bool [H, W] border pixels, edges with a band) of a grey page in 0..1; `smooth`: its
+    smoothed() copy when the caller has one."""
     H, W = gray.shape
-    smooth = cv2.blur(gray, (_SMOOTH, _SMOOTH))
+    smooth = smoothed(gray) if smooth is None else smooth
     paper, ink = np.percentile(smooth, _PAPER_PCT), np.percentile(smooth, _INK_PCT)
     dark = smooth < 0.5 * (paper + ink) if paper - ink > 0.05 else np.zeros_like(smooth, bool)
     mask = np.zeros((H, W), bool)
@@ -95,7 +102,7 @@ def border_mask(gray: np.ndarray, min_run: int) -> Tuple[np.ndarray, int]:
     return mask, edges
 
 
-class BorderPatchEncoder:
+class BorderPatchEncoder(TiledPatchEncoder):
     """Dark bands along the page's edges (see the module docstring).
 
     patch: patch side in pixels (32 to concatenate with the other encoders' 32-px grids).
@@ -104,30 +111,19 @@ class BorderPatchEncoder:
 
     name = "border"
     has_content_mask = False
-    edge = "pad"
+    FEATURES = BORDER_FEATURES
 
     def __init__(self, patch: int = 32, *, min_run: int = 6, reach: int = 2):
-        if isinstance(patch, bool) or not isinstance(patch, int) or patch < 4:
-            raise ValueError(f"BorderPatchEncoder: patch must be an int >= 4, got {patch!r}")
         if isinstance(min_run, bool) or not isinstance(min_run, int) or not 1 <= min_run <= 200:
             raise ValueError(f"BorderPatchEncoder: min_run must be an int in 1..200 (pixels), got {min_run!r}")
         if isinstance(reach, bool) or not isinstance(reach, int) or not 0 <= reach <= 16:
             raise ValueError(f"BorderPatchEncoder: reach must be an int in 0..16 (patches), got {reach!r}")
-        self.patch = patch
+        self.patch = check_patch("BorderPatchEncoder", patch)
         self.min_run = min_run
         self.reach = reach
 
     def params(self) -> Dict[str, Any]:
         return {"patch": self.patch, "min_run": self.min_run, "reach": self.reach}
-
-    def feature_names(self) -> List[str]:
-        return list(BORDER_FEATURES)
-
-    def __repr__(self) -> str:
-        return f"BorderPatchEncoder(patch={self.patch}, min_run={self.min_run}, reach={self.reach})"
-
-    def grid_for(self, height: int, width: int) -> Tuple[int, int]:
-        return -(-height // self.patch), -(-width // self.patch)
 
     def encode(self, image: ImageLike) -> PatchFeatures:
         """-> PatchFeatures(features float32 [rows * cols, 7], grid, patch, content None)."""
@@ -135,7 +131,8 @@ class BorderPatchEncoder:
         H, W = gray.shape
         rows, cols = self.grid_for(H, W)
         P = self.patch
-        mask, edges = border_mask(gray, self.min_run)
+        smooth = smoothed(gray)
+        mask, edges = border_mask(gray, self.min_run, smooth)
 
         # the share of each patch's pixels on the image (the last row and column are cut short)
         padded = np.zeros((rows * P, cols * P), np.float32)
@@ -153,23 +150,19 @@ class BorderPatchEncoder:
             paper, ink = np.percentile(gray[~mask], _PAPER_PCT) if (~mask).any() else 1.0, np.percentile(gray, _INK_PCT)
             tone = float(np.median(inside) / max(float(paper), 1e-3))
             texture = float(np.std(inside) / max(float(paper - ink), 1e-3))
-            gap = self._gap(gray, mask, float(paper), float(ink))
+            gap = self._gap(smooth, mask, float(paper), float(ink))
         page = np.array([frac, float(edges), tone, texture, gap], np.float32)
         feats = np.concatenate([cover.reshape(-1, 1), near.reshape(-1, 1),
                                 np.broadcast_to(page, (rows * cols, len(page)))], axis=1)
         return PatchFeatures(torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)), (rows, cols), P, None)
 
     @staticmethod
-    def _gap(gray: np.ndarray, mask: np.ndarray, paper: float, ink: float) -> float:
+    def _gap(smooth: np.ndarray, mask: np.ndarray, paper: float, ink: float) -> float:
         """Distance from the band to the nearest ink off it, over the page's larger side."""
         # ink of the smoothed page (stray specks are not text); the band's own anti-aliased rim
         # (within _RIM px of it) is not ink beside it
-        smooth = cv2.blur(gray, (_SMOOTH, _SMOOTH))
         dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)
         ink_px = (smooth < 0.5 * (paper + ink)) & (dist > _RIM)
         if not ink_px.any():
             return 1.0
-        return float(dist[ink_px].min() / max(gray.shape))
-
-    def encode_many(self, images: Sequence[ImageLike]) -> List[PatchFeatures]:
-        return [self.encode(im) for im in images]
+        return float(dist[ink_px].min() / max(smooth.shape))

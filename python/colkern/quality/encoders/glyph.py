@@ -18,13 +18,14 @@ predict at the same DPI (the pipeline renders PDFs at the model's training DPI).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Tuple
 
 import cv2
 import numpy as np
 import torch
 
 from .patches import ImageLike, PatchFeatures, to_gray
+from .tiled import TiledPatchEncoder, check_patch
 
 GLYPH_FEATURES: Tuple[str, ...] = (
     "log_components",   # log1p(components whose centroid lies in the patch)
@@ -53,7 +54,7 @@ _SPECK, _SMALL, _TALL, _WIDE = 3, 10, 40, 60
 _FRAGMENT, _MERGED = 0.15, 2.0
 
 
-class GlyphPatchEncoder:
+class GlyphPatchEncoder(TiledPatchEncoder):
     """Per-patch connected-component statistics of the Otsu-binarised page (see module docs).
 
     patch: side of a patch in pixels (default 32: about one text line of 10-12 pt at 150 DPI).
@@ -61,26 +62,19 @@ class GlyphPatchEncoder:
 
     name = "glyph"
     has_content_mask = True
+    FEATURES = GLYPH_FEATURES
 
     def __init__(self, patch: int = 32):
-        if isinstance(patch, bool) or not isinstance(patch, int) or patch < 4:
-            raise ValueError(f"GlyphPatchEncoder: patch must be an int >= 4, got {patch!r}")
-        self.patch = patch
+        self.patch = check_patch("GlyphPatchEncoder", patch)
 
     def params(self) -> Dict[str, Any]:
         return {"patch": self.patch}
-
-    def feature_names(self) -> List[str]:
-        return list(GLYPH_FEATURES)
-
-    def __repr__(self) -> str:
-        return f"GlyphPatchEncoder(patch={self.patch})"
 
     def encode(self, image: ImageLike) -> PatchFeatures:
         gray = np.clip(np.rint(to_gray(image) * 255.0), 0, 255).astype(np.uint8)
         H, W = gray.shape
         P = self.patch
-        rows, cols = -(-H // P), -(-W // P)  # partial edge patches count: ink there still matters
+        rows, cols = self.grid_for(H, W)  # partial edge patches count: ink there still matters
         n = rows * cols
         threshold, ink = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
         _, _, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
@@ -119,6 +113,3 @@ class GlyphPatchEncoder:
         feats = torch.from_numpy(np.stack(columns, 1).astype(np.float32))
         content = torch.from_numpy((count > 0) | (ink_share > 0.005))
         return PatchFeatures(feats, (rows, cols), P, content)
-
-    def encode_many(self, images: Sequence[ImageLike]) -> List[PatchFeatures]:
-        return [self.encode(im) for im in images]

@@ -25,19 +25,20 @@ resamples pages to the model's DPI). No content mask: concatenate it after an en
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict
 
 import cv2
 import numpy as np
 import torch
 
 from .patches import ImageLike, PatchFeatures, patch_means, to_gray
+from .tiled import TiledPatchEncoder, check_patch
 
 LINE_FEATURES = ("line_dev", "sin2", "cos2", "coherence", "energy", "paper", "paper_rel", "otsu_margin",
                  "dark_frac")
 
 
-class LinePatchEncoder:
+class LinePatchEncoder(TiledPatchEncoder):
     """Text-line direction and paper lighting per patch (see the module docstring).
 
     patch: patch side in pixels (32 to concatenate with the other encoders' 32-px grids).
@@ -47,29 +48,18 @@ class LinePatchEncoder:
 
     name = "lines"
     has_content_mask = False
-    edge = "pad"
+    FEATURES = LINE_FEATURES
 
     def __init__(self, patch: int = 32, *, char_sigma: float = 3.0, window_sigma: float = 16.0):
-        if isinstance(patch, bool) or not isinstance(patch, int) or patch < 4:
-            raise ValueError(f"LinePatchEncoder: patch must be an int >= 4, got {patch!r}")
         for arg, v in (("char_sigma", char_sigma), ("window_sigma", window_sigma)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.5 <= float(v) <= 200.0:
                 raise ValueError(f"LinePatchEncoder: {arg} must be a number in [0.5, 200], got {v!r}")
-        self.patch = patch
+        self.patch = check_patch("LinePatchEncoder", patch)
         self.char_sigma = float(char_sigma)
         self.window_sigma = float(window_sigma)
 
     def params(self) -> Dict[str, Any]:
         return {"patch": self.patch, "char_sigma": self.char_sigma, "window_sigma": self.window_sigma}
-
-    def feature_names(self) -> List[str]:
-        return list(LINE_FEATURES)
-
-    def __repr__(self) -> str:
-        return f"LinePatchEncoder(patch={self.patch}, char_sigma={self.char_sigma}, window_sigma={self.window_sigma})"
-
-    def grid_for(self, height: int, width: int) -> Tuple[int, int]:
-        return -(-height // self.patch), -(-width // self.patch)
 
     def encode(self, image: ImageLike) -> PatchFeatures:
         """-> PatchFeatures(features float32 [rows * cols, 9], grid, patch, content None)."""
@@ -117,6 +107,3 @@ class LinePatchEncoder:
         feats = torch.stack([line_dev, sin2, cos2, coherence.clamp(0.0, 1.0), energy, paper, paper / page_paper,
                              paper - t, dark], dim=1).float().contiguous()
         return PatchFeatures(feats, (rows, cols), p, None)
-
-    def encode_many(self, images: Sequence[ImageLike]) -> List[PatchFeatures]:
-        return [self.encode(im) for im in images]

@@ -9,7 +9,7 @@ is what content pooling (colkern.quality.encoders.pooling) keys on.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Tuple
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .patches import ImageLike, PatchFeatures, patch_means, to_gray
+from .tiled import TiledPatchEncoder, check_patch
 
 # Immerkaer (1996), "Fast noise variance estimation": the difference of two Laplacians cancels
 # smooth image structure; sigma = sqrt(pi/2) / 6 * mean |I * M| for Gaussian noise.
@@ -43,7 +44,7 @@ PIXEL_FEATURES = (
 )
 
 
-class PixelPatchEncoder:
+class PixelPatchEncoder(TiledPatchEncoder):
     """Weight-free per-patch image statistics at native resolution.
 
     patch:      patch side in pixels (default 16: a 12 pt text line at 150 DPI spans ~2 patches).
@@ -64,27 +65,20 @@ class PixelPatchEncoder:
 
     name = "pixel"
     has_content_mask = True
+    FEATURES = PIXEL_FEATURES
 
     def __init__(self, patch: int = 16, *, edge: str = "pad", content_threshold: float = 0.15):
-        if isinstance(patch, bool) or not isinstance(patch, int) or patch < 4:
-            raise ValueError(f"PixelPatchEncoder: patch must be an int >= 4, got {patch!r}")
         if edge not in ("pad", "drop"):
             raise ValueError(f"PixelPatchEncoder: edge must be 'pad' or 'drop', got {edge!r}")
         if not 0.0 < float(content_threshold) < 1.0:
             raise ValueError(f"PixelPatchEncoder: content_threshold must lie in (0, 1), got {content_threshold!r}")
-        self.patch = patch
+        self.patch = check_patch("PixelPatchEncoder", patch)
         self.edge = edge
         self.content_threshold = float(content_threshold)
 
     def params(self) -> Dict[str, Any]:
         """The constructor arguments (JSON-able): stored in a model header, checked on use."""
         return {"patch": self.patch, "edge": self.edge, "content_threshold": self.content_threshold}
-
-    def feature_names(self) -> List[str]:
-        return list(PIXEL_FEATURES)
-
-    def __repr__(self) -> str:
-        return f"PixelPatchEncoder(patch={self.patch}, edge={self.edge!r}, content_threshold={self.content_threshold})"
 
     def grid_for(self, height: int, width: int) -> Tuple[int, int]:
         """(rows, cols) of the grid for an image of height x width pixels."""
@@ -110,9 +104,6 @@ class PixelPatchEncoder:
         paper = feats[:, PIXEL_FEATURES.index("p50")].median()
         content = feats[:, PIXEL_FEATURES.index("p05")] <= paper - self.content_threshold
         return PatchFeatures(feats, (rows, cols), p, content)
-
-    def encode_many(self, images: Sequence[ImageLike]) -> List[PatchFeatures]:
-        return [self.encode(im) for im in images]
 
     def _features(self, x: np.ndarray, rows: int, cols: int) -> Tensor:
         """x: float32 [rows * patch, cols * patch] -> float32 [rows * cols, 17]."""

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Tuple
 
 import cv2
 import numpy as np
 import torch
 
 from .patches import ImageLike, PatchFeatures, to_gray
+from .tiled import TiledPatchEncoder, check_patch
 
 DET_MODEL = "PP-OCRv6_det_small"
 FEATURE_TENSOR = "Concat.3"   # the neck's fused map: 4 x 24 channels at stride 4
@@ -149,7 +150,7 @@ def _session(path: str, tensor: str, threads: int, use_onnx: bool = True):
     return sess, sess.get_inputs()[0].name, outputs[0]
 
 
-class PPOCRPatchEncoder:
+class PPOCRPatchEncoder(TiledPatchEncoder):
     """Per-patch features of the PP-OCR detector's fused feature map (see the module docstring).
 
     patch: patch side in pixels, a multiple of 32 (default 32, the glyph encoder's grid).
@@ -164,23 +165,16 @@ class PPOCRPatchEncoder:
 
     def __init__(self, patch: int = 32, *, model: str = DET_MODEL, layer: str = FEATURE_TENSOR,
                  threads: int = 1):
-        if isinstance(patch, bool) or not isinstance(patch, int) or patch < 32 or patch % 32:
-            raise ValueError(f"PPOCRPatchEncoder: patch must be a positive multiple of 32, got {patch!r}")
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"PPOCRPatchEncoder: threads must be a positive int, got {threads!r}")
-        self.patch, self.model, self.layer, self.threads = patch, model, layer, threads
+        self.patch = check_patch("PPOCRPatchEncoder", patch, multiple_of=32, minimum=32)
+        self.model, self.layer, self.threads = model, layer, threads
 
     def params(self) -> Dict[str, Any]:
         return {"patch": self.patch, "model": self.model, "layer": self.layer}
 
     def feature_names(self) -> List[str]:
         return [f"c{i:02d}" for i in range(_CHANNELS)] + list(PPOCR_PROB_FEATURES)
-
-    def __repr__(self) -> str:
-        return f"PPOCRPatchEncoder(patch={self.patch}, model={self.model!r}, layer={self.layer!r})"
-
-    def grid_for(self, height: int, width: int) -> Tuple[int, int]:
-        return -(-height // self.patch), -(-width // self.patch)
 
     def encode(self, image: ImageLike) -> PatchFeatures:
         gray = to_gray(image)
@@ -205,9 +199,6 @@ class PPOCRPatchEncoder:
         cols_ = torch.cat([feats, p_mean[None], p_max[None], p_frac[None]], 0)   # [99, rows, cols]
         features = cols_.reshape(cols_.shape[0], rows * cols).T.contiguous().to(torch.float32)
         return PatchFeatures(features, (rows, cols), P, _ink_content(padded, rows, cols, P))
-
-    def encode_many(self, images: Sequence[ImageLike]) -> List[PatchFeatures]:
-        return [self.encode(im) for im in images]
 
 
 def _ink_content(gray: np.ndarray, rows: int, cols: int, P: int) -> torch.Tensor:

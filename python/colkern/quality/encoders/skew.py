@@ -37,13 +37,14 @@ No content mask: concatenate it after an encoder with one.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
 
 from .patches import ImageLike, PatchFeatures, to_gray
+from .tiled import TiledPatchEncoder, check_patch
 
 SKEW_FEATURES = ("page_skew", "page_peak", "page_width", "page_drift", "tile_skew", "tile_bend")
 
@@ -95,7 +96,7 @@ def text_angle(ys: np.ndarray, xs: np.ndarray, max_deg: float = 10.0, *, vertica
     return -cols[0], cols[1], True
 
 
-class SkewPatchEncoder:
+class SkewPatchEncoder(TiledPatchEncoder):
     """Page and tile skew of the text lines by projection profile (see the module docstring).
 
     patch: patch side in pixels (32 to concatenate with the other encoders' 32-px grids).
@@ -104,30 +105,19 @@ class SkewPatchEncoder:
 
     name = "skew"
     has_content_mask = False
-    edge = "pad"
+    FEATURES = SKEW_FEATURES
 
     def __init__(self, patch: int = 32, *, tile: int = 8, max_deg: float = 10.0):
-        if isinstance(patch, bool) or not isinstance(patch, int) or patch < 4:
-            raise ValueError(f"SkewPatchEncoder: patch must be an int >= 4, got {patch!r}")
         if isinstance(tile, bool) or not isinstance(tile, int) or not 1 <= tile <= 64:
             raise ValueError(f"SkewPatchEncoder: tile must be an int in 1..64 (patches), got {tile!r}")
         if isinstance(max_deg, bool) or not isinstance(max_deg, (int, float)) or not 1.0 <= float(max_deg) <= 30.0:
             raise ValueError(f"SkewPatchEncoder: max_deg must be a number in [1, 30], got {max_deg!r}")
-        self.patch = patch
+        self.patch = check_patch("SkewPatchEncoder", patch)
         self.tile = tile
         self.max_deg = float(max_deg)
 
     def params(self) -> Dict[str, Any]:
         return {"patch": self.patch, "tile": self.tile, "max_deg": self.max_deg}
-
-    def feature_names(self) -> List[str]:
-        return list(SKEW_FEATURES)
-
-    def __repr__(self) -> str:
-        return f"SkewPatchEncoder(patch={self.patch}, tile={self.tile}, max_deg={self.max_deg})"
-
-    def grid_for(self, height: int, width: int) -> Tuple[int, int]:
-        return -(-height // self.patch), -(-width // self.patch)
 
     def encode(self, image: ImageLike) -> PatchFeatures:
         """-> PatchFeatures(features float32 [rows * cols, 6], grid, patch, content None)."""
@@ -169,6 +159,3 @@ class SkewPatchEncoder:
         page = [abs(page_angle), page_peak, width, drift]
         feats = np.stack([np.full_like(local, v) for v in page] + [np.abs(local), np.abs(local - page_angle)], axis=1)
         return PatchFeatures(torch.from_numpy(feats.astype(np.float32)), (rows, cols), self.patch, None)
-
-    def encode_many(self, images: Sequence[ImageLike]) -> List[PatchFeatures]:
-        return [self.encode(im) for im in images]
