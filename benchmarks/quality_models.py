@@ -67,6 +67,11 @@ Plans:
     more-real  the border plan plus second draws of real training pages (quality_real_pages.py
                build-train --capture scanner2 / camera2: two more pages of each pool PDF, none
                that the first draws took; seeds 46-49), scanned and photographed.
+    wide       the more-real plan plus real pages of a wider pool of PDFs (quality_real_pages.py
+               WIDE_POOL: groff, asciidoc / dblatex, texinfo and LaTeX in other faces than
+               Computer Modern, typewriter faces; 15 more Japanese TeX manuals), two pages per PDF
+               scanned and two others photographed (build-train --capture wide-scanner /
+               wide-camera, seeds 50-53).
 
 Samples whose OCR call timed out are left out of training and scoring (on a shared, loaded
 machine a timeout says more about the machine than the page); their number is reported.
@@ -139,6 +144,12 @@ PLANS["border"] = PLANS["skew"]
 PLANS["more-real"] = {key: {"train": cfg["train"] + [f"real/realtrain-scanner2-{key[1]}", f"real/realtrain-camera2-{key[1]}"],
                             "heldout": cfg["heldout"]}
                       for key, cfg in PLANS["border"].items()}
+# "wide": the more-real plan plus real pages of WIDE_POOL (quality_real_pages.py build-train --capture
+# wide-scanner / wide-camera: PDFs of other typesetters and faces).
+PLANS["wide"] = {key: {"train": cfg["train"] + [f"real/realtrain-wide-scanner-{key[1]}",
+                                                 f"real/realtrain-wide-camera-{key[1]}"],
+                       "heldout": cfg["heldout"]}
+                 for key, cfg in PLANS["more-real"].items()}
 DEFAULT_PLAN = "more-data"
 # The models shipped before a plan's run (copies: the shipped files are overwritten by --ship),
 # with the data sets each was trained on (left out where it is scored).
@@ -158,6 +169,9 @@ PREVIOUS = {
     "skew": {key: (f"{key[0]}-{key[1]}.colq", PLANS["real"][key]["train"]) for key in PLANS["skew"]},
     # the border plan's models: the second draws of real pages never seen
     "more-real": {key: (f"{key[0]}-{key[1]}.colq", PLANS["border"][key]["train"]) for key in PLANS["more-real"]},
+    # the more-real plan's English model and the border plan's Japanese booster (shipped with the
+    # calibration refitted on the second draws): WIDE_POOL's pages never seen
+    "wide": {key: (f"{key[0]}-{key[1]}.colq", PLANS["more-real"][key]["train"]) for key in PLANS["wide"]},
 }
 # combination name -> the base encodings it concatenates (first part's content mask)
 COMBOS = {
@@ -180,7 +194,9 @@ ENCODED = [c for c in COMBOS if c not in EXTENDED]
 CACHE = "bench-features-v1.npz"
 
 
-def _base_encoders():
+def _base_encoders(names=None):
+    """{base encoding: its encoder} for `names` (all when None): only those asked for are built
+    (the PP-OCR one opens an ONNX session)."""
     from colkern.quality.encoders.border import BorderPatchEncoder
     from colkern.quality.encoders.glyph import GlyphPatchEncoder
     from colkern.quality.encoders.lines import LinePatchEncoder
@@ -188,9 +204,14 @@ def _base_encoders():
     from colkern.quality.encoders.ppocr import PPOCRPatchEncoder
     from colkern.quality.encoders.skew import SkewPatchEncoder
 
-    return {"glyph": GlyphPatchEncoder(32), "pixel16": PixelPatchEncoder(16), "pixel32": PixelPatchEncoder(32),
-            "ppocr": PPOCRPatchEncoder(32), "lines": LinePatchEncoder(32), "skew": SkewPatchEncoder(32),
-            "border": BorderPatchEncoder(32)}
+    makers = {"glyph": lambda: GlyphPatchEncoder(32), "pixel16": lambda: PixelPatchEncoder(16),
+              "pixel32": lambda: PixelPatchEncoder(32), "ppocr": lambda: PPOCRPatchEncoder(32),
+              "lines": lambda: LinePatchEncoder(32), "skew": lambda: SkewPatchEncoder(32),
+              "border": lambda: BorderPatchEncoder(32)}
+    unknown = set(names or ()) - set(makers)
+    if unknown:
+        raise ValueError(f"_base_encoders: unknown encodings {sorted(unknown)}")
+    return {n: make() for n, make in makers.items() if names is None or n in names}
 
 
 def combo_encoder(name: str):
@@ -322,11 +343,11 @@ def features(data_root: str, workers: int = 2, names=None, plan: str = DEFAULT_P
 
 def _extend(root: str, ds, cache, ctx, workers: int) -> None:
     """The EXTENDED combos of the samples that have their cached combo and lack them."""
-    encoders = _base_encoders()
     for combo, (cached, added) in EXTENDED.items():
         todo = [s for s in ds if s.sample_id in cache[cached] and s.sample_id not in cache[combo]]
         if not todo:
             continue
+        encoders = _base_encoders({COMBOS[cached][0], added})
         dims = len(encoders[COMBOS[cached][0]].feature_names()), len(encoders[added].feature_names())
         t0 = time.perf_counter()
         with ctx.Pool(workers) as pool:
@@ -465,7 +486,7 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
                   f"spearman {held['cer']['spearman']['value']:.3f} pearson {held['cer']['pearson']['value']:.3f} "
                   f"auc {held['cer']['auc']['value']:.3f}", flush=True)
         best = max(combos, key=lambda c: entry["encoders"][c]["cv"]["cer"]["spearman"]["value"])
-        chosen, chosen_model = best, models[best]
+        chosen, chosen_model, calibration_pages = best, models[best], int(len(gtr))
         if old is not None:
             seen = previous[(engine, lang)][1]
             combo = old_combo
@@ -492,14 +513,14 @@ def train(data_root: str, out_dir: str, ship_dir: str = None, n_bootstrap: int =
                   f"(new {best} out of fold there: {new_same:.3f})  "
                   f"held-out spearman {held['cer']['spearman']['value']:.3f}", flush=True)
             if in_sample["cer"]["spearman"]["value"] > new_same:
-                chosen, chosen_model = label, old
+                chosen, chosen_model, calibration_pages = label, old, int(unseen.sum())
         entry["shipped"] = chosen
         _write_report(out_dir, {key: entry})
         if ship_dir:
             m = chosen_model
             m.training.setdefault("dataset", {})
             m.training["issue14"] = {"train_sets": cfg["train"] if chosen in COMBOS else "older generated pages",
-                                     "calibration_pages": int(len(gtr)), "selected_by": "grouped 5-fold CV Spearman (CER)"}
+                                     "calibration_pages": calibration_pages, "selected_by": "grouped 5-fold CV Spearman (CER)"}
             if chosen in COMBOS:
                 m.training["dataset"] = {"path": "+".join(cfg["train"]), "samples": int(len(gtr)),
                                          "sources": int(len(set(gtr))), "seed": None}

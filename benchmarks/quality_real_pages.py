@@ -18,6 +18,8 @@ shipped models scored on them (never trained or tuned on them).
     python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture none --variants 2
     python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture scanner
     python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture scanner2  # and camera2
+    python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture wide-scanner
+    python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture wide-camera
 
 English: Debian Developer's Reference (Sphinx / LaTeX), Debian Policy (Sphinx), the Filesystem
 Hierarchy Standard (DocBook), the gri manual (texinfo), the New Maintainers' Guide (DocBook /
@@ -119,6 +121,33 @@ TRAIN_POOL = {
             _TL + "platex/pxchfon/pxchfon.pdf", _TL + "latex/pbibtex-manual/jbtxdoc.pdf",
             _TL + "support/mendex-doc/mendex.pdf"],
 }
+# A second, wider pool (benchmarks/quality_models.py --plan wide): the first one's English PDFs are
+# nearly all Computer Modern (texinfo, LaTeX); these add other typesetters and faces: groff (Times,
+# Helvetica, Courier), asciidoc / dblatex (Nimbus), texinfo in C059, Palatino, Latin Modern, TeX
+# Gyre and typewriter faces (the evaluation's gri manual is texinfo in a typewriter face, and
+# clean pages of it were over-predicted), and 15 more Japanese TeX manuals.
+#   apt-get download groff gnu-standards nut-doc glpk-doc pari-doc lilypond-doc-pdf \
+#       texlive-latex-recommended-doc texlive-humanities-doc && for f in *.deb; do dpkg -x "$f" POOL; done
+WIDE_POOL = {
+    "eng": ["usr/share/doc/groff-base/pdf/mom-pdf.pdf.gz", "usr/share/doc/groff-base/pdf/automake.pdf.gz",
+            "usr/share/doc/groff-base/examples/mom/sample_docs.pdf.gz",
+            "usr/share/doc/gnu-standards/standards.pdf.gz", "usr/share/doc/nut-doc/pdf/user-manual.pdf",
+            "usr/share/doc/nut-doc/pdf/developer-guide.pdf", "usr/share/doc/glpk-doc/glpk.pdf",
+            "usr/share/pari/doc/users.pdf", "usr/share/pari/doc/tutorial.pdf",
+            "usr/share/doc/lilypond/html/Documentation/learning.pdf",
+            "usr/share/doc/lilypond/html/Documentation/usage.pdf", _TL + "latex/memoir/memman.pdf",
+            _TL + "latex/beamer/beameruserguide.pdf", _TL + "latex/fontspec/fontspec.pdf",
+            _TL + "latex/listings/listings.pdf", _TL + "latex/screenplay/screenplay.pdf"],
+    "jpn": [_TL + "ptex/ptex-manual/eptex_resume.pdf", _TL + "latex/bxjscls/bxjscls.pdf",
+            _TL + "ptex/ptex-manual/ptexdoc_asciimw.pdf", _TL + "luatex/luatexja/ltjsclasses.pdf",
+            _TL + "ptex/ptex-manual/jfm.pdf", _TL + "platex/pxrubrica/pxrubrica.pdf",
+            _TL + "platex/base/platex.pdf", _TL + "platex/jsclasses/jsclasses.pdf",
+            _TL + "ptex/ptex-manual/jtex_asciimw.pdf", _TL + "latex/pbibtex-manual/jbtxhak.pdf",
+            _TL + "ptex/ptex-manual/jtexdoc_asciimw.pdf", _TL + "latex/pxcjkcat/pxcjkcat.pdf",
+            _TL + "latex/pbibtex-manual/jbibtex.pdf", _TL + "latex/gentombow/gentombow-ja.pdf",
+            _TL + "uplatex/base/uplatex.pdf"],
+}
+POOLS = {"base": TRAIN_POOL, "wide": WIDE_POOL}
 TRAIN_PAGES_PER_PDF = 2
 _CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
@@ -134,17 +163,18 @@ def _text_page(text: str, lang: str) -> bool:
     return sum(c.isascii() and c.isalnum() for c in chars) >= 0.6 * len(chars)
 
 
-def _draw_pages(lang: str, pool_root: str, work: str, seed: int, avoid=None) -> Dict[str, List[int]]:
-    """{pool PDF: the TRAIN_PAGES_PER_PDF pages drawn with the seed} among each PDF's pages that
-    pass _text_page and are not in avoid[PDF]."""
+def _draw_pages(lang: str, pool_root: str, work: str, seed: int, avoid=None, pool: str = "base") -> Dict[str, List[int]]:
+    """{PDF of POOLS[pool]: the TRAIN_PAGES_PER_PDF pages drawn with the seed} among each PDF's
+    pages that pass _text_page and are not in avoid[PDF]."""
     import pymupdf
 
     rng = np.random.default_rng(seed)
     out = {}
-    for rel in TRAIN_POOL[lang]:
+    for rel in POOLS[pool][lang]:
         path = os.path.join(pool_root, rel)
         if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} is missing: unpack the packages into --pool-root (see TRAIN_POOL)")
+            raise FileNotFoundError(f"{path} is missing: unpack the packages into --pool-root "
+                                    f"(see {'TRAIN_POOL' if pool == 'base' else 'WIDE_POOL'})")
         with pymupdf.open(_local_pdf(path, work)) as doc:
             ok = [k for k in range(doc.page_count) if _text_page(doc[k].get_text("text"), lang)
                   and k not in (avoid or {}).get(rel, ())]
@@ -152,17 +182,18 @@ def _draw_pages(lang: str, pool_root: str, work: str, seed: int, avoid=None) -> 
     return out
 
 
-def train_sources(lang: str, pool_root: str, work: str, seed: int, avoid_seeds=()):
-    """TRAIN_PAGES_PER_PDF pages per pool PDF, drawn with the seed among its pages that pass
-    _text_page (and that the draws of avoid_seeds did not take), rendered as the evaluation pages are."""
+def train_sources(lang: str, pool_root: str, work: str, seed: int, avoid_seeds=(), pool: str = "base"):
+    """TRAIN_PAGES_PER_PDF pages per PDF of POOLS[pool], drawn with the seed among its pages that
+    pass _text_page (and that the draws of avoid_seeds from the same pool did not take), rendered as
+    the evaluation pages are."""
     from colkern.quality.synth import pages_from_pdf
 
     avoid: Dict[str, set] = {}
     for other in avoid_seeds:
-        for rel, pages in _draw_pages(lang, pool_root, work, other).items():
+        for rel, pages in _draw_pages(lang, pool_root, work, other, pool=pool).items():
             avoid.setdefault(rel, set()).update(pages)
     out = []
-    for rel, chosen in _draw_pages(lang, pool_root, work, seed, avoid).items():
+    for rel, chosen in _draw_pages(lang, pool_root, work, seed, avoid, pool).items():
         for page in pages_from_pdf(_local_pdf(os.path.join(pool_root, rel), work), lang=lang, dpi=DPI, pages=chosen):
             page.meta["package_file"] = rel
             out.append(page)
@@ -190,24 +221,30 @@ def build(work: str, variants: int, workers: int, engines, capture: str = "none"
         print(report.summary(), flush=True)
 
 
-# Training sets from TRAIN_POOL: name -> (directory prefix, seed per language, capture mode).
-TRAIN_SETS = {"camera": ("realtrain-camera", {"eng": 34, "jpn": 35}, "camera"),
-              "none": ("realtrain", {"eng": 36, "jpn": 37}, "none"),
-              "scanner": ("realtrain-scanner", {"eng": 38, "jpn": 39}, "scanner"),
+# Training sets: name -> (directory prefix, seed per language, capture mode, pool of POOLS).
+TRAIN_SETS = {"camera": ("realtrain-camera", {"eng": 34, "jpn": 35}, "camera", "base"),
+              "none": ("realtrain", {"eng": 36, "jpn": 37}, "none", "base"),
+              "scanner": ("realtrain-scanner", {"eng": 38, "jpn": 39}, "scanner", "base"),
               # second draws (benchmarks/quality_models.py --plan more-real): pages of the same PDFs
               # that none of the first draws took
-              "camera2": ("realtrain-camera2", {"eng": 48, "jpn": 49}, "camera"),
-              "scanner2": ("realtrain-scanner2", {"eng": 46, "jpn": 47}, "scanner")}
-_FIRST_DRAWS = ("camera", "none", "scanner")
+              "camera2": ("realtrain-camera2", {"eng": 48, "jpn": 49}, "camera", "base"),
+              "scanner2": ("realtrain-scanner2", {"eng": 46, "jpn": 47}, "scanner", "base"),
+              # WIDE_POOL (--plan wide); its scanned and photographed draws avoid each other's pages
+              "wide-scanner": ("realtrain-wide-scanner", {"eng": 50, "jpn": 51}, "scanner", "wide"),
+              "wide-camera": ("realtrain-wide-camera", {"eng": 52, "jpn": 53}, "camera", "wide")}
+# draws whose pages a set avoids: the first draws for the second ones, the scanned wide draw for
+# the photographed one
+_AVOID = {"camera2": ("camera", "none", "scanner"), "scanner2": ("camera", "none", "scanner"),
+          "wide-camera": ("wide-scanner",)}
 
 
 def build_train(work: str, pool_root: str, variants: int, workers: int, engines, name: str, langs) -> None:
     from colkern.quality.dataset import build_dataset
 
-    prefix, seeds, capture = TRAIN_SETS[name]
+    prefix, seeds, capture, pool = TRAIN_SETS[name]
     for lang in langs:
-        avoid = [TRAIN_SETS[n][1][lang] for n in _FIRST_DRAWS] if name not in _FIRST_DRAWS else []
-        sources = train_sources(lang, pool_root, work, seeds[lang], avoid)
+        avoid = [TRAIN_SETS[n][1][lang] for n in _AVOID.get(name, ())]
+        sources = train_sources(lang, pool_root, work, seeds[lang], avoid, pool)
         print(f"{lang}: {len(sources)} real training pages", flush=True)
         report = build_dataset(os.path.join(work, f"{prefix}-{lang}"), sources=sources, variants_per_source=variants,
                                engines=tuple(engines), seed=seeds[lang], workers=workers, timeout=60.0,
