@@ -544,6 +544,7 @@ def test_a_combination_spliced_onto_a_cached_one_equals_encoding_it_whole(tmp_pa
         with pytest.raises(ValueError, match="lengths"):
             qm._splice(qm._encode_one(path)[cached][:-1], qm._extend_one((path, combo)), *dims)
     sys.modules.pop("quality_models", None)
+    sys.modules.pop("quality_plans", None)
 
 
 @pytest.mark.parametrize("cls, kw", [("GlyphPatchEncoder", {}), ("PixelPatchEncoder", {"edge": "pad"}),
