@@ -13,6 +13,14 @@ shipped models scored on them (never trained or tuned on them).
     # and through a scanner (faded or spread ink, tinted paper, bleed-through, a dark border, a
     # slight skew, a 1-bit scan): sets real-scanner-eng / -jpn
     python benchmarks/quality_real_pages.py build  /work/qdata/real --capture scanner
+    # the same pages rendered at 300 dpi and read there by the engines (sets real-camera-300dpi-eng
+    # ...); evaluate predicts them through colkern.quality.predict, which resamples them as it
+    # resamples a user's 300-dpi scan
+    python benchmarks/quality_real_pages.py build  /work/qdata/real --capture camera --dpi 300
+    python benchmarks/quality_real_pages.py evaluate /work/qdata/real --capture camera --dpi 300 --out DIR
+    # how a 300-dpi page is brought down to the models' 150 (colkern.quality.pipeline.DOWNSAMPLE),
+    # on every 300-dpi set (build-train --dpi 300 too: pages no shipped model trained on)
+    python benchmarks/quality_real_pages.py check-resampling /work/qdata/real --out DIR
     # training pages from other PDFs (TRAIN_POOL; benchmarks/quality_models.py --plan real)
     python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture camera
     python benchmarks/quality_real_pages.py build-train /work/qdata/real --pool-root POOL --capture none --variants 2
@@ -73,7 +81,7 @@ def _local_pdf(path: str, work: str) -> str:
     return out
 
 
-def real_sources(lang: str, work: str):
+def real_sources(lang: str, work: str, dpi: int = DPI):
     import pymupdf
 
     from colkern.quality.synth import pages_from_pdf
@@ -91,7 +99,7 @@ def real_sources(lang: str, work: str):
                     if k not in chosen and len(doc[k].get_text("text").strip()) >= MIN_CHARS[lang]:
                         chosen.append(k)
                         break
-        for page in pages_from_pdf(pdf, lang=lang, dpi=DPI, pages=chosen):
+        for page in pages_from_pdf(pdf, lang=lang, dpi=dpi, pages=chosen):
             page.meta["package_file"] = path
             out.append(page)
     return out
@@ -182,7 +190,8 @@ def _draw_pages(lang: str, pool_root: str, work: str, seed: int, avoid=None, poo
     return out
 
 
-def train_sources(lang: str, pool_root: str, work: str, seed: int, avoid_seeds=(), pool: str = "base"):
+def train_sources(lang: str, pool_root: str, work: str, seed: int, avoid_seeds=(), pool: str = "base",
+                  dpi: int = DPI):
     """TRAIN_PAGES_PER_PDF pages per PDF of POOLS[pool], drawn with the seed among its pages that
     pass _text_page (and that the draws of avoid_seeds from the same pool did not take), rendered as
     the evaluation pages are."""
@@ -194,7 +203,7 @@ def train_sources(lang: str, pool_root: str, work: str, seed: int, avoid_seeds=(
             avoid.setdefault(rel, set()).update(pages)
     out = []
     for rel, chosen in _draw_pages(lang, pool_root, work, seed, avoid, pool).items():
-        for page in pages_from_pdf(_local_pdf(os.path.join(pool_root, rel), work), lang=lang, dpi=DPI, pages=chosen):
+        for page in pages_from_pdf(_local_pdf(os.path.join(pool_root, rel), work), lang=lang, dpi=dpi, pages=chosen):
             page.meta["package_file"] = rel
             out.append(page)
     return out
@@ -205,17 +214,21 @@ CAPTURE_SETS = {"none": ("real", {"eng": 20, "jpn": 21}), "camera": ("real-camer
                 "scanner": ("real-scanner", {"eng": 40, "jpn": 41})}
 
 
-def _set_dir(work: str, capture: str, lang: str) -> str:
-    return os.path.join(work, f"{CAPTURE_SETS[capture][0]}-{lang}")
+def _set_dir(work: str, capture: str, lang: str, dpi: int = DPI) -> str:
+    """The set of a capture mode and language; pages rendered at another DPI than the models'
+    (--dpi: the same pages and seeds, read by the engines at that resolution) in their own set."""
+    res = "" if dpi == DPI else f"-{dpi}dpi"
+    return os.path.join(work, f"{CAPTURE_SETS[capture][0]}{res}-{lang}")
 
 
-def build(work: str, variants: int, workers: int, engines, capture: str = "none") -> None:
+def build(work: str, variants: int, workers: int, engines, capture: str = "none", dpi: int = DPI,
+          langs=("eng", "jpn")) -> None:
     from colkern.quality.dataset import build_dataset
 
-    for lang in ("eng", "jpn"):
-        sources = real_sources(lang, work)
-        print(f"{lang}: {len(sources)} real source pages", flush=True)
-        report = build_dataset(_set_dir(work, capture, lang), sources=sources, variants_per_source=variants,
+    for lang in langs:
+        sources = real_sources(lang, work, dpi)
+        print(f"{lang}: {len(sources)} real source pages at {dpi} dpi", flush=True)
+        report = build_dataset(_set_dir(work, capture, lang, dpi), sources=sources, variants_per_source=variants,
                                engines=tuple(engines), seed=CAPTURE_SETS[capture][1][lang], workers=workers,
                                timeout=60.0, progress=False, capture=capture)
         print(report.summary(), flush=True)
@@ -238,15 +251,17 @@ _AVOID = {"camera2": ("camera", "none", "scanner"), "scanner2": ("camera", "none
           "wide-camera": ("wide-scanner",)}
 
 
-def build_train(work: str, pool_root: str, variants: int, workers: int, engines, name: str, langs) -> None:
+def build_train(work: str, pool_root: str, variants: int, workers: int, engines, name: str, langs,
+                dpi: int = DPI) -> None:
     from colkern.quality.dataset import build_dataset
 
     prefix, seeds, capture, pool = TRAIN_SETS[name]
     for lang in langs:
         avoid = [TRAIN_SETS[n][1][lang] for n in _AVOID.get(name, ())]
-        sources = train_sources(lang, pool_root, work, seeds[lang], avoid, pool)
+        sources = train_sources(lang, pool_root, work, seeds[lang], avoid, pool, dpi)
         print(f"{lang}: {len(sources)} real training pages", flush=True)
-        report = build_dataset(os.path.join(work, f"{prefix}-{lang}"), sources=sources, variants_per_source=variants,
+        res = "" if dpi == DPI else f"-{dpi}dpi"
+        report = build_dataset(os.path.join(work, f"{prefix}{res}-{lang}"), sources=sources, variants_per_source=variants,
                                engines=tuple(engines), seed=seeds[lang], workers=workers, timeout=60.0,
                                progress=False, capture=capture)
         print(report.summary(), flush=True)
@@ -271,12 +286,12 @@ def _features(ds, model):
     return dataset_features(ds, make_encoder(model.encoder_name, model.encoder_params))
 
 
-def _labelled_set(work: str, capture: str, lang: str, engine: str):
+def _labelled_set(work: str, capture: str, lang: str, engine: str, dpi: int = DPI):
     """(data set, mask of the samples whose `engine` label neither timed out nor failed) of a real
     evaluation set, or None when the set is not built or has no `engine` labels."""
     from colkern.quality.dataset import load_dataset
 
-    root = _set_dir(work, capture, lang)
+    root = _set_dir(work, capture, lang, dpi)
     if not os.path.isdir(root):
         return None
     ds = load_dataset(root)
@@ -285,32 +300,48 @@ def _labelled_set(work: str, capture: str, lang: str, engine: str):
     return ds, np.array([not (s.labels[engine].timed_out or s.labels[engine].error) for s in ds])
 
 
-def evaluate(work: str, out_dir: str, n_bootstrap: int, capture: str = "none") -> dict:
+def _predicted_as_a_user(ds, engine: str, lang: str) -> np.ndarray:
+    """Predicted CER of every sample through colkern.quality.predict on its image file, as a user
+    calls it: the file's declared DPI is read and the page resampled to the model's."""
+    from colkern.quality import predict
 
+    rows = predict([s.image_path for s in ds], engine=engine, lang=lang)
+    bad = [r for r in rows if r.cer is None]
+    if bad:
+        raise RuntimeError(f"no prediction for {bad[0].file}: {bad[0].verdict} {bad[0].error}")
+    return np.array([r.cer for r in rows])
+
+
+def evaluate(work: str, out_dir: str, n_bootstrap: int, capture: str = "none", dpi: int = DPI) -> dict:
+    """The shipped models on the real evaluation sets of a capture mode; sets rendered at another
+    DPI than the models' are predicted through colkern.quality.predict (resampled as a user's files
+    are), the others from the feature cache."""
     from colkern.quality.pipeline import load_model, shipped_models
     from colkern.quality.stats import bootstrap_metrics
 
     results = {}
     for engine, lang in shipped_models():
-        labelled = _labelled_set(work, capture, lang, engine)
+        labelled = _labelled_set(work, capture, lang, engine, dpi)
         if labelled is None:
             continue
         ds, keep = labelled
         model = load_model(engine=engine, lang=lang)
-        X = _features(ds, model)
-        pred = model.predict(X[keep])["cer"]
+        if dpi == DPI:
+            pred = model.predict(_features(ds, model)[keep])["cer"]
+        else:
+            pred = _predicted_as_a_user(ds, engine, lang)[keep]
         y = ds.targets(engine, "cer")[keep]
         m = bootstrap_metrics(y, pred, ds.groups()[keep], n_bootstrap=n_bootstrap)
         files = sorted({os.path.basename(s.source.get("package_file", s.source.get("file", "?"))) for s in ds})
         results[f"{engine}/{lang}"] = {
             "pages": int(keep.sum()), "sources": int(len(set(ds.groups()[keep]))), "pdfs": files,
-            "excluded_timeouts": int((~keep).sum()),
+            "excluded_timeouts": int((~keep).sum()), "dpi": dpi,
             "model": os.path.basename(model.path), "encoder": model.encoder_name,
             "label_cer": {"mean": float(y.mean()), "frac_above_0.1": float((y > 0.1).mean())},
             "metrics": {k: {"value": v.value, "low": v.low, "high": v.high} for k, v in m.items()}}
         print(f"{engine}/{lang}: {int(keep.sum())} pages, " + ", ".join(f"{k} {v}" for k, v in m.items()), flush=True)
     os.makedirs(out_dir, exist_ok=True)
-    stem = "real-pages" if capture == "none" else f"real-pages-{capture}"
+    stem = ("real-pages" if capture == "none" else f"real-pages-{capture}") + ("" if dpi == DPI else f"-{dpi}dpi")
     with open(os.path.join(out_dir, f"{stem}.json"), "w") as f:
         json.dump(results, f, indent=2)
     rows = ["| engine / lang | pages (sources) | Spearman | Pearson | MAE | AUC (CER > 0.1) |",
@@ -322,8 +353,47 @@ def evaluate(work: str, out_dir: str, n_bootstrap: int, capture: str = "none") -
                     f"{m['mae']['value']:.3f} | {cell['auc']} |")
     with open(os.path.join(out_dir, f"{stem}.md"), "w") as f:
         f.write("# Shipped OCR quality models on degraded real pages (Debian documentation PDFs)"
-                + (", captured by a scanner / camera" if capture != "none" else "") + "\n\n"
+                + (", captured by a scanner / camera" if capture != "none" else "")
+                + ("" if dpi == DPI else f", rendered at {dpi} dpi") + "\n\n"
                 + "\n".join(rows) + "\n")
+    return results
+
+
+def check_resampling(work: str, out_dir: str, dpi: int = 300) -> dict:
+    """CER Spearman of the shipped Tesseract models on every set rendered at `dpi` (the WIDE_POOL
+    training sets, which no shipped model trained on, and the evaluation sets), predicted through
+    colkern.quality.predict with each way of bringing a page down to the model's resolution
+    (colkern.quality.pipeline.DOWNSAMPLE)."""
+    import colkern.quality.pipeline as pipeline
+    from colkern.quality.dataset import load_dataset
+    from colkern.quality.stats import spearman
+
+    res = f"-{dpi}dpi-"
+    names = sorted(n for n in os.listdir(work) if res in n and os.path.isdir(os.path.join(work, n)))
+    default, results, pools = pipeline.DOWNSAMPLE, {}, {}
+    try:
+        for mode in ("area", "decimate"):
+            pipeline.DOWNSAMPLE = mode
+            for name in names:
+                ds = load_dataset(os.path.join(work, name))
+                lang = name.rsplit("-", 1)[1]
+                keep = np.array([not (s.labels["tesseract"].timed_out or s.labels["tesseract"].error) for s in ds])
+                pred = _predicted_as_a_user(ds, "tesseract", lang)[keep]
+                y = ds.targets("tesseract", "cer")[keep]
+                results.setdefault(name, {"pages": int(keep.sum())})[mode] = float(spearman(y, pred))
+                # pooled per language: the training pool's sets, the evaluation's sets
+                pool = f"{'training pool' if name.startswith('realtrain') else 'evaluation'} {lang} pooled"
+                pools.setdefault((pool, mode), []).append((y, pred))
+                print(f"{mode} {name}: {results[name][mode]:.3f}", flush=True)
+    finally:
+        pipeline.DOWNSAMPLE = default
+    for (pool, mode), parts in sorted(pools.items()):
+        y, pred = (np.concatenate(v) for v in zip(*parts))
+        results.setdefault(pool, {"pages": int(len(y))})[mode] = float(spearman(y, pred))
+        print(f"{mode} {pool}: {results[pool][mode]:.3f}", flush=True)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "resampling.json"), "w") as f:
+        json.dump(results, f, indent=2)
     return results
 
 
@@ -378,6 +448,8 @@ def main(argv=None) -> int:
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--engines", default="tesseract,rapidocr")
     b.add_argument("--capture", choices=tuple(CAPTURE_SETS), default="none")
+    b.add_argument("--dpi", type=int, default=DPI, help="render DPI (another than the models' gets its own sets)")
+    b.add_argument("--langs", default="eng,jpn")
     t = sub.add_parser("build-train", help="training sets from TRAIN_POOL (never the evaluation PDFs)")
     t.add_argument("work")
     t.add_argument("--pool-root", required=True)
@@ -386,26 +458,35 @@ def main(argv=None) -> int:
     t.add_argument("--engines", default="tesseract,rapidocr")
     t.add_argument("--capture", choices=tuple(TRAIN_SETS), default="camera")
     t.add_argument("--langs", default="eng,jpn")
+    t.add_argument("--dpi", type=int, default=DPI, help="render DPI (another than the models' gets its own sets)")
     e = sub.add_parser("evaluate")
     e.add_argument("work")
     e.add_argument("--out", required=True)
     e.add_argument("--bootstrap", type=int, default=1000)
     e.add_argument("--capture", choices=tuple(CAPTURE_SETS), default="none")
+    e.add_argument("--dpi", type=int, default=DPI)
     pl = sub.add_parser("pooled", help="the shipped models against earlier ones, every capture of a language pooled")
     pl.add_argument("work")
     pl.add_argument("--out", required=True)
     pl.add_argument("--previous", required=True, help="directory with the earlier model files")
     pl.add_argument("--bootstrap", type=int, default=1000)
+    rs = sub.add_parser("check-resampling", help="the shipped models on the sets rendered at --dpi, per DOWNSAMPLE mode")
+    rs.add_argument("work")
+    rs.add_argument("--out", required=True)
+    rs.add_argument("--dpi", type=int, default=300)
     args = ap.parse_args(argv)
-    if args.cmd == "pooled":
+    if args.cmd == "check-resampling":
+        check_resampling(args.work, args.out, args.dpi)
+    elif args.cmd == "pooled":
         pooled(args.work, args.out, args.previous, args.bootstrap)
     elif args.cmd == "build":
-        build(args.work, args.variants, args.workers, [s for s in args.engines.split(",") if s], args.capture)
+        build(args.work, args.variants, args.workers, [s for s in args.engines.split(",") if s], args.capture,
+              args.dpi, [s for s in args.langs.split(",") if s])
     elif args.cmd == "build-train":
         build_train(args.work, args.pool_root, args.variants, args.workers, [s for s in args.engines.split(",") if s],
-                    args.capture, [s for s in args.langs.split(",") if s])
+                    args.capture, [s for s in args.langs.split(",") if s], args.dpi)
     else:
-        evaluate(args.work, args.out, args.bootstrap, args.capture)
+        evaluate(args.work, args.out, args.bootstrap, args.capture, args.dpi)
     return 0
 
 

@@ -88,6 +88,36 @@ def test_images_declaring_another_dpi_are_resampled(pdf_page, tmp_path):
     assert abs(taken_as_is.cer - want.cer) > max(0.2, 3 * abs(got.cer - want.cer)), (want.cer, got.cer, taken_as_is.cer)
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P"])
+def test_downsampling_keeps_the_noise_the_engine_reads(mode, monkeypatch):
+    """A 300-dpi page with per-pixel noise is brought to 150 dpi by decimation: the noise keeps its
+    strength (the engine binarises those very pixels at 300 dpi), where an area average would
+    halve it; glyphs are halved in size either way, and every image mode comes out."""
+    import colkern.quality.pipeline as pipeline
+
+    rng = np.random.default_rng(0)
+    paper = np.full((1200, 900), 200.0)
+    paper[300:340, 100:800] = 20.0                      # a 40-px stroke: 20 px at 150 dpi
+    noisy = np.clip(paper + rng.normal(0, 30, paper.shape), 0, 255).astype(np.uint8)
+    img = Image.fromarray(noisy, mode="L").convert(mode)
+    img.info["dpi"] = (300, 300)
+
+    def measured(out):
+        a = np.asarray(out.convert("L"), dtype=np.float64)
+        dark = (a < 110).sum(axis=0)                    # the stroke's height per column
+        return a[400:, :].std(), np.median(dark[60:390])
+
+    small, scale = pipeline.at_model_dpi(img, 150)
+    assert scale == 0.5 and small.size == (450, 600) and small.info["dpi"] == (150, 150)
+    noise, stroke = measured(small)
+    assert 25 < noise < 35 and 18 <= stroke <= 22, (noise, stroke)
+    if mode == "P":
+        return                                          # PIL resizes palette images by nearest pixels anyway
+    monkeypatch.setattr(pipeline, "DOWNSAMPLE", "area")
+    noise_area, stroke_area = measured(pipeline.at_model_dpi(img, 150)[0])
+    assert noise_area < 0.6 * noise and 18 <= stroke_area <= 22, (noise_area, stroke_area)
+
+
 def test_a_large_whole_page_without_a_resolution_is_taken_as_a_page(tmp_path):
     """A 300-dpi A4 page that declares no resolution (a numpy array), or a camera's default 72 dpi,
     is read as 8.4 inches wide and downsampled; a small image is never enlarged on that guess."""
