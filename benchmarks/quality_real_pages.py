@@ -18,7 +18,7 @@ shipped models scored on them (never trained or tuned on them).
     # resamples a user's 300-dpi scan
     python benchmarks/quality_real_pages.py build  /work/qdata/real --capture camera --dpi 300
     python benchmarks/quality_real_pages.py evaluate /work/qdata/real --capture camera --dpi 300 --out DIR
-    # how a 300-dpi page is brought down to the models' 150 (colkern.quality.pipeline.DOWNSAMPLE),
+    # how a 300-dpi page is brought down to the models' 150 (colkern.quality.resolution.DOWNSAMPLE),
     # on every 300-dpi set (build-train --dpi 300 too: pages no shipped model trained on)
     python benchmarks/quality_real_pages.py check-resampling /work/qdata/real --out DIR
     # training pages from other PDFs (TRAIN_POOL; benchmarks/quality_models.py --plan real)
@@ -363,17 +363,17 @@ def check_resampling(work: str, out_dir: str, dpi: int = 300) -> dict:
     """CER Spearman of the shipped Tesseract models on every set rendered at `dpi` (the WIDE_POOL
     training sets, which no shipped model trained on, and the evaluation sets), predicted through
     colkern.quality.predict with each way of bringing a page down to the model's resolution
-    (colkern.quality.pipeline.DOWNSAMPLE)."""
-    import colkern.quality.pipeline as pipeline
+    (colkern.quality.resolution.DOWNSAMPLE)."""
+    import colkern.quality.resolution as resolution
     from colkern.quality.dataset import load_dataset
     from colkern.quality.stats import spearman
 
     res = f"-{dpi}dpi-"
     names = sorted(n for n in os.listdir(work) if res in n and os.path.isdir(os.path.join(work, n)))
-    default, results, pools = pipeline.DOWNSAMPLE, {}, {}
+    default, results, pools = resolution.DOWNSAMPLE, {}, {}
     try:
         for mode in ("area", "decimate"):
-            pipeline.DOWNSAMPLE = mode
+            resolution.DOWNSAMPLE = mode
             for name in names:
                 ds = load_dataset(os.path.join(work, name))
                 lang = name.rsplit("-", 1)[1]
@@ -386,7 +386,7 @@ def check_resampling(work: str, out_dir: str, dpi: int = 300) -> dict:
                 pools.setdefault((pool, mode), []).append((y, pred))
                 print(f"{mode} {name}: {results[name][mode]:.3f}", flush=True)
     finally:
-        pipeline.DOWNSAMPLE = default
+        resolution.DOWNSAMPLE = default
     for (pool, mode), parts in sorted(pools.items()):
         y, pred = (np.concatenate(v) for v in zip(*parts))
         results.setdefault(pool, {"pages": int(len(y))})[mode] = float(spearman(y, pred))

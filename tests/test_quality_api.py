@@ -60,7 +60,8 @@ def test_images_declaring_another_dpi_are_resampled(pdf_page, tmp_path):
     like the 150-dpi page (the shipped models' resolution), boxes in its own pixels; without the
     declaration it is taken as it is, and looks like large blurred print."""
     from colkern.quality.degrade import apply_steps
-    from colkern.quality.pipeline import at_model_dpi, iter_pdf
+    from colkern.quality.pipeline import iter_pdf
+    from colkern.quality.resolution import at_model_dpi
 
     pages = {d: apply_steps(next(iter_pdf(sample_pdf_path(), d, [pdf_page]))[1], [("blur", 0.5)], seed=1)[0]
              for d in (150, 300)}
@@ -93,7 +94,7 @@ def test_downsampling_keeps_the_noise_the_engine_reads(mode, monkeypatch):
     """A 300-dpi page with per-pixel noise is brought to 150 dpi by decimation: the noise keeps its
     strength (the engine binarises those very pixels at 300 dpi), where an area average would
     halve it; glyphs are halved in size either way, and every image mode comes out."""
-    import colkern.quality.pipeline as pipeline
+    import colkern.quality.resolution as resolution
 
     rng = np.random.default_rng(0)
     paper = np.full((1200, 900), 200.0)
@@ -107,14 +108,14 @@ def test_downsampling_keeps_the_noise_the_engine_reads(mode, monkeypatch):
         dark = (a < 110).sum(axis=0)                    # the stroke's height per column
         return a[400:, :].std(), np.median(dark[60:390])
 
-    small, scale = pipeline.at_model_dpi(img, 150)
+    small, scale = resolution.at_model_dpi(img, 150)
     assert scale == 0.5 and small.size == (450, 600) and small.info["dpi"] == (150, 150)
     noise, stroke = measured(small)
     assert 25 < noise < 35 and 18 <= stroke <= 22, (noise, stroke)
     if mode == "P":
         return                                          # PIL resizes palette images by nearest pixels anyway
-    monkeypatch.setattr(pipeline, "DOWNSAMPLE", "area")
-    noise_area, stroke_area = measured(pipeline.at_model_dpi(img, 150)[0])
+    monkeypatch.setattr(resolution, "DOWNSAMPLE", "area")
+    noise_area, stroke_area = measured(resolution.at_model_dpi(img, 150)[0])
     assert noise_area < 0.6 * noise and 18 <= stroke_area <= 22, (noise_area, stroke_area)
 
 
@@ -122,7 +123,8 @@ def test_a_large_whole_page_without_a_resolution_is_taken_as_a_page(tmp_path):
     """A 300-dpi A4 page that declares no resolution (a numpy array), or a camera's default 72 dpi,
     is read as 8.4 inches wide and downsampled; a small image is never enlarged on that guess."""
     from colkern.quality.degrade import apply_steps
-    from colkern.quality.pipeline import at_model_dpi, iter_pdf, page_dpi
+    from colkern.quality.pipeline import iter_pdf
+    from colkern.quality.resolution import at_model_dpi, page_dpi
 
     def a4(dpi):
         canvas = Image.new("L", (int(8.27 * dpi), int(11.69 * dpi)), 255)

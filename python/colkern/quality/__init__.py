@@ -14,6 +14,7 @@ Modules, from the labels up:
     model, model_format   QualityPredictor (LightGBM per target) and its .colq file
     stats, report, verdict  metrics, grouped folds, bootstrap intervals; CV reports; good / fair / poor
     pipeline, overlay     data set -> trained model -> predictions on files; per-patch quality maps
+    resolution            a page's declared or implied DPI, and the page brought to the model's
     api                   predict / predict_regions: the one-call API over the shipped models
     sample, cli           the bundled demo PDF; `colkern quality ...`
 

@@ -13,7 +13,7 @@ PDF pages are rendered at the model's training DPI; an image that declares anoth
 (a PNG's pHYs, a TIFF's tags: PIL's info["dpi"]) is resampled to it first, and so is a large
 image shaped like a whole page that declares none (a phone photo, a 300-dpi scan as a numpy
 array: taken as 8.4 inches wide); other images are taken as they are
-(colkern.quality.pipeline.at_model_dpi: a model trained at 150 dpi reads 150-dpi pages best).
+(colkern.quality.resolution.at_model_dpi: a model trained at 150 dpi reads 150-dpi pages best).
 
 `predict_regions` predicts the CER of given boxes of one page: the page is encoded once, and each
 box's patches (every patch the box overlaps) are pooled and scored exactly as the overlay scores a
@@ -36,7 +36,6 @@ from .model import QualityPredictor
 from .pipeline import (
     PagePrediction,
     _check_pages,
-    at_model_dpi,
     iter_input_pages,
     iter_pdf,
     make_encoder,
@@ -45,6 +44,7 @@ from .pipeline import (
     predict_page,
     shipped_model_path,
 )
+from .resolution import at_model_dpi
 from .verdict import verdict
 
 __all__ = ["predict", "predict_regions", "RegionPrediction", "parse_boxes", "resolve_model"]
