@@ -214,11 +214,15 @@ CAPTURE_SETS = {"none": ("real", {"eng": 20, "jpn": 21}), "camera": ("real-camer
                 "scanner": ("real-scanner", {"eng": 40, "jpn": 41})}
 
 
+def _dpi_suffix(dpi: int) -> str:
+    """What names a set (or a report) of pages rendered at another DPI than the models' (--dpi: the
+    same pages and seeds, read by the engines at that resolution): "" at the models' own."""
+    return "" if dpi == DPI else f"-{dpi}dpi"
+
+
 def _set_dir(work: str, capture: str, lang: str, dpi: int = DPI) -> str:
-    """The set of a capture mode and language; pages rendered at another DPI than the models'
-    (--dpi: the same pages and seeds, read by the engines at that resolution) in their own set."""
-    res = "" if dpi == DPI else f"-{dpi}dpi"
-    return os.path.join(work, f"{CAPTURE_SETS[capture][0]}{res}-{lang}")
+    """The evaluation set of a capture mode and language (_dpi_suffix: one of its own per DPI)."""
+    return os.path.join(work, f"{CAPTURE_SETS[capture][0]}{_dpi_suffix(dpi)}-{lang}")
 
 
 def build(work: str, variants: int, workers: int, engines, capture: str = "none", dpi: int = DPI,
@@ -260,8 +264,8 @@ def build_train(work: str, pool_root: str, variants: int, workers: int, engines,
         avoid = [TRAIN_SETS[n][1][lang] for n in _AVOID.get(name, ())]
         sources = train_sources(lang, pool_root, work, seeds[lang], avoid, pool, dpi)
         print(f"{lang}: {len(sources)} real training pages", flush=True)
-        res = "" if dpi == DPI else f"-{dpi}dpi"
-        report = build_dataset(os.path.join(work, f"{prefix}{res}-{lang}"), sources=sources, variants_per_source=variants,
+        out = os.path.join(work, f"{prefix}{_dpi_suffix(dpi)}-{lang}")
+        report = build_dataset(out, sources=sources, variants_per_source=variants,
                                engines=tuple(engines), seed=seeds[lang], workers=workers, timeout=60.0,
                                progress=False, capture=capture)
         print(report.summary(), flush=True)
@@ -297,7 +301,12 @@ def _labelled_set(work: str, capture: str, lang: str, engine: str, dpi: int = DP
     ds = load_dataset(root)
     if engine not in ds.engines or not len(ds):
         return None
-    return ds, np.array([not (s.labels[engine].timed_out or s.labels[engine].error) for s in ds])
+    return ds, _readable(ds, engine)
+
+
+def _readable(ds, engine: str) -> np.ndarray:
+    """bool per sample: its `engine` label neither timed out nor failed."""
+    return np.array([not (s.labels[engine].timed_out or s.labels[engine].error) for s in ds])
 
 
 def _predicted_as_a_user(ds, engine: str, lang: str) -> np.ndarray:
@@ -341,7 +350,7 @@ def evaluate(work: str, out_dir: str, n_bootstrap: int, capture: str = "none", d
             "metrics": {k: {"value": v.value, "low": v.low, "high": v.high} for k, v in m.items()}}
         print(f"{engine}/{lang}: {int(keep.sum())} pages, " + ", ".join(f"{k} {v}" for k, v in m.items()), flush=True)
     os.makedirs(out_dir, exist_ok=True)
-    stem = ("real-pages" if capture == "none" else f"real-pages-{capture}") + ("" if dpi == DPI else f"-{dpi}dpi")
+    stem = ("real-pages" if capture == "none" else f"real-pages-{capture}") + _dpi_suffix(dpi)
     with open(os.path.join(out_dir, f"{stem}.json"), "w") as f:
         json.dump(results, f, indent=2)
     rows = ["| engine / lang | pages (sources) | Spearman | Pearson | MAE | AUC (CER > 0.1) |",
@@ -377,7 +386,7 @@ def check_resampling(work: str, out_dir: str, dpi: int = 300) -> dict:
             for name in names:
                 ds = load_dataset(os.path.join(work, name))
                 lang = name.rsplit("-", 1)[1]
-                keep = np.array([not (s.labels["tesseract"].timed_out or s.labels["tesseract"].error) for s in ds])
+                keep = _readable(ds, "tesseract")
                 pred = _predicted_as_a_user(ds, "tesseract", lang)[keep]
                 y = ds.targets("tesseract", "cer")[keep]
                 results.setdefault(name, {"pages": int(keep.sum())})[mode] = float(spearman(y, pred))
